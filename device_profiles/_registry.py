@@ -6,7 +6,21 @@ import uuid as uuid_module
 from functools import lru_cache
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol, Self
 
-from device_profiles import blood_pressure, date_time
+from device_profiles import (
+    battery,
+    blood_pressure,
+    body_composition,
+    current_time,
+    date_time,
+    device_information,
+    glucose,
+    health_thermometer,
+    heart_rate,
+    pulse_oximeter,
+    racp,
+    user_data,
+    weight_scale,
+)
 from device_profiles._errors import UnknownCharacteristicError
 
 if TYPE_CHECKING:
@@ -45,15 +59,25 @@ def _table(classes: Iterable[type[Characteristic]]) -> dict[int, type[Characteri
     return table
 
 
+# Each profile module lists its codec classes in a module-level CHARACTERISTICS tuple.
 CHARACTERISTICS: Final[dict[int, type[Characteristic]]] = _table(
-    (
-        blood_pressure.BloodPressureMeasurement,
-        blood_pressure.IntermediateCuffPressure,
-        blood_pressure.BloodPressureFeature,
-        blood_pressure.EnhancedBloodPressureMeasurement,
-        blood_pressure.EnhancedIntermediateCuffPressure,
-        date_time.DateTime,
+    cls
+    for module in (
+        blood_pressure,
+        pulse_oximeter,
+        weight_scale,
+        body_composition,
+        health_thermometer,
+        glucose,
+        heart_rate,
+        racp,
+        current_time,
+        date_time,
+        device_information,
+        battery,
+        user_data,
     )
+    for cls in module.CHARACTERISTICS
 )
 
 SERVICES: Final[dict[int, str]] = {

@@ -527,3 +527,13 @@ def _from_epoch(seconds: int | None, epoch_start: EpochStart) -> dt.datetime | N
     if seconds is None:
         return None
     return dt.datetime(int(epoch_start), 1, 1) + dt.timedelta(seconds=seconds)  # noqa: DTZ001
+
+
+CHARACTERISTICS: Final = (
+    BloodPressureMeasurement,
+    IntermediateCuffPressure,
+    BloodPressureFeature,
+    EnhancedBloodPressureMeasurement,
+    EnhancedIntermediateCuffPressure,
+)
+"""The codec classes this module registers."""

@@ -117,3 +117,7 @@ def _problem(year: int, month: int, day: int, hours: int, minutes: int, seconds:
         except ValueError:
             return f"{year:04d}-{month:02d}-{day:02d} is not a calendar date"
     return None
+
+
+CHARACTERISTICS: Final = (DateTime,)
+"""The codec classes this module registers."""

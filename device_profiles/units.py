@@ -80,6 +80,7 @@ _LINEAR: Final[dict[tuple[Unit, Unit], tuple[Fraction, Fraction]]] = {
     (Unit.MOL_PER_LITRE, Unit.MMOL_PER_LITRE): (Fraction(1000), Fraction(0)),
     (Unit.MILLIGRAM, Unit.GRAM): (Fraction(1, 1000), Fraction(0)),
     (Unit.KILOGRAM, Unit.MILLIGRAM): (Fraction(1_000_000), Fraction(0)),
+    (Unit.KILOGRAM, Unit.GRAM): (Fraction(1000), Fraction(0)),
     (Unit.LITRE, Unit.MILLILITRE): (Fraction(1000), Fraction(0)),
     (Unit.MILLISECOND, Unit.SECOND): (Fraction(1, 1000), Fraction(0)),
 }

@@ -1,0 +1,5 @@
+"""Placeholder: the current_time codecs are being written; nothing is registered yet."""
+
+from __future__ import annotations
+
+CHARACTERISTICS: tuple[type, ...] = ()

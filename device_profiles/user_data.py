@@ -1,0 +1,5 @@
+"""Placeholder: the user_data codecs are being written; nothing is registered yet."""
+
+from __future__ import annotations
+
+CHARACTERISTICS: tuple[type, ...] = ()
