@@ -159,7 +159,8 @@ class Number:
     def __str__(self) -> str:
         if self.special is not None:
             return self.special.value
-        return str(Decimal(self.mantissa).scaleb(self.exponent))
+        # Plain notation, as the HL7 PHD IG writes FHIR values: "20", not "2E+1"; "2.00" stays.
+        return format(Decimal(self.mantissa).scaleb(self.exponent), "f")
 
 
 def _build_sfloat(raw: int) -> Number:
