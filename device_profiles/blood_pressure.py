@@ -335,7 +335,7 @@ class EnhancedBloodPressureMeasurement:
     diastolic: Number
     mean_arterial_pressure: Number
     unit: Unit = Unit.MMHG
-    time_stamp_s: int | None = None
+    timestamp_s: int | None = None
     """Seconds since `epoch_start` (device time base), when the flag announces it."""
     pulse_rate: Number | None = None
     user_id: int | None = None
@@ -351,9 +351,9 @@ class EnhancedBloodPressureMeasurement:
         return self.user_id == UNKNOWN_USER
 
     @property
-    def time_stamp(self) -> dt.datetime | None:
+    def timestamp(self) -> dt.datetime | None:
         """The time stamp as a naive datetime from the epoch start, or None when absent."""
-        return _from_epoch(self.time_stamp_s, self.epoch_start)
+        return _from_epoch(self.timestamp_s, self.epoch_start)
 
     @property
     def user_facing_time(self) -> dt.datetime | None:
@@ -368,7 +368,7 @@ class EnhancedBloodPressureMeasurement:
         systolic = reader.sfloat("systolic")
         diastolic = reader.sfloat("diastolic")
         mean_arterial_pressure = reader.sfloat("mean_arterial_pressure")
-        time_stamp = reader.u32("time_stamp") if flags & _TIMESTAMP else None
+        timestamp = reader.u32("timestamp") if flags & _TIMESTAMP else None
         pulse_rate = reader.sfloat("pulse_rate") if flags & _PULSE_RATE else None
         user_id = reader.u8("user_id") if flags & _USER_ID else None
         status = _read_status(reader) if flags & _STATUS else None
@@ -378,7 +378,7 @@ class EnhancedBloodPressureMeasurement:
             diastolic,
             mean_arterial_pressure,
             Unit.KPA if flags & _KPA else Unit.MMHG,
-            time_stamp,
+            timestamp,
             pulse_rate,
             user_id,
             status,
@@ -394,7 +394,7 @@ class EnhancedBloodPressureMeasurement:
             writer,
             self.unit,
             (self.systolic, self.diastolic, self.mean_arterial_pressure),
-            self.time_stamp_s,
+            self.timestamp_s,
             self.pulse_rate,
             self.user_id,
             self.measurement_status,
@@ -418,7 +418,7 @@ class EnhancedIntermediateCuffPressure:
 
     cuff_pressure: Number
     unit: Unit = Unit.MMHG
-    time_stamp_s: int | None = None
+    timestamp_s: int | None = None
     pulse_rate: Number | None = None
     user_id: int | None = None
     measurement_status: BloodPressureStatus | None = None
@@ -437,7 +437,7 @@ class EnhancedIntermediateCuffPressure:
         reader = Reader(data, cls.LABEL)
         flags = reader.flags(reader.u8("flags"), _ENHANCED_FLAGS, "flags")
         cuff_pressure = reader.sfloat("cuff_pressure")
-        time_stamp = reader.u32("time_stamp") if flags & _TIMESTAMP else None
+        timestamp = reader.u32("timestamp") if flags & _TIMESTAMP else None
         pulse_rate = reader.sfloat("pulse_rate") if flags & _PULSE_RATE else None
         user_id = reader.u8("user_id") if flags & _USER_ID else None
         status = _read_status(reader) if flags & _STATUS else None
@@ -445,7 +445,7 @@ class EnhancedIntermediateCuffPressure:
         return cls(
             cuff_pressure,
             Unit.KPA if flags & _KPA else Unit.MMHG,
-            time_stamp,
+            timestamp,
             pulse_rate,
             user_id,
             status,
@@ -461,7 +461,7 @@ class EnhancedIntermediateCuffPressure:
             writer,
             self.unit,
             (self.cuff_pressure,),
-            self.time_stamp_s,
+            self.timestamp_s,
             self.pulse_rate,
             self.user_id,
             self.measurement_status,
@@ -479,7 +479,7 @@ def _write_enhanced(
     writer: Writer,
     unit: Unit,
     pressures: tuple[Number, ...],
-    time_stamp_s: int | None,
+    timestamp_s: int | None,
     pulse_rate: Number | None,
     user_id: int | None,
     status: BloodPressureStatus | None,
@@ -487,7 +487,7 @@ def _write_enhanced(
     epoch_start: EpochStart,
 ) -> None:
     flags = _unit_flag(writer, unit)
-    if time_stamp_s is not None:
+    if timestamp_s is not None:
         flags |= _TIMESTAMP
     if pulse_rate is not None:
         flags |= _PULSE_RATE
@@ -503,8 +503,8 @@ def _write_enhanced(
     names = _PRESSURE_FIELDS if len(pressures) == len(_PRESSURE_FIELDS) else ("cuff_pressure",)
     for name, pressure in zip(names, pressures, strict=True):
         writer.sfloat(pressure, name)
-    if time_stamp_s is not None:
-        writer.u32(time_stamp_s, "time_stamp")
+    if timestamp_s is not None:
+        writer.u32(timestamp_s, "timestamp")
     if pulse_rate is not None:
         writer.sfloat(pulse_rate, "pulse_rate")
     if user_id is not None:

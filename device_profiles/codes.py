@@ -1,13 +1,27 @@
 """Each measured quantity the codecs return, with its IEEE 11073-10101 MDC code, LOINC and UCUM.
 
-Sources (cited per entry in `source`):
-- [PHD] HL7 Personal Health Device Implementation Guide (HL7/phd), code tables and the
-  "Mapping of Bluetooth GHS/SIG observations" pages; MDC context-free codes are
-  partition * 65536 + term code.
-- [RTMMS] NIST Rosetta Terminology Mapping Management System (IEEE 11073-10101 nomenclature).
-- [VS] FHIR R4 vital-signs profiles (http://hl7.org/fhir/R4/observation-vitalsigns.html) for LOINC.
-- [LOINC] LOINC database entries, where a vital-signs profile has none.
-`loinc` is None where LOINC has no code for the quantity as the device measures it.
+MDC codes are context-free: partition * 65536 + term code (partitions OBJ 1, SCADA 2, PHD_DM 128,
+PHD_HF 129). Each entry's `source` names where its MDC code and its LOINC code were checked:
+- [PHD] HL7 Personal Health Device IG source, repository HL7/phd: input/examples/
+  compound-numeric-blood-pressure.json (150021-150023), temperature-observation.json (150364,
+  8310-5), compound-observation-glucose.json (160184; PHD_DM offset checked on 8417864 and
+  8417872), input/pagecontent/ProfileConsumers.md (149546, 149530), Nomenclaturecodes.md (147842).
+- [ANTIDOTE] signove/antidote src/specializations/*.h and src/dim/nomenclature.h (term codes).
+- [X73A] folterj/IEEE11073Analyser phd/nomenclature.h (term codes with their partitions).
+- [NOM] further public 11073 nomenclature tables (Java and C constant lists) that agree on
+  MDC_MASS_BODY_FAT_FREE, MDC_MASS_BODY_SOFT_LEAN, MDC_BODY_WATER, MDC_ECG_TIME_PD_RR_GL and
+  MDC_HF_ENERGY (term 119, partition PHD_HF).
+- [LNI] a public Java Mdc class of the LNI PHD-to-FHIR encoder: the only public source found for
+  MDC_BASAL_METABOLISM, MDC_BODY_MUSCLE, MDC_MASS_BODY_MUSCLE, MDC_BODY_ELECTRICAL_IMPEDANCE.
+- [ICE] MD PnP OpenICE generated DDS header: MDC_PRESS_CUFF 19228 (CUFF_SYS/DIA/MEAN 19229-19231).
+- [MII] medizininformatik-initiative/kerndatensatz-kardiologie
+  input/fsh/instances/MII_EXA_Kardio_EKG_RR_Interval.fsh: 147240.
+- [DK] a public Danish PHD FHIR example: battery level 67996 in %.
+- [VS] FHIR R4 vital-signs profiles and examples (http://hl7.org/fhir/R4/observation-vitalsigns.html).
+- [LOINC] LOINC codes by their LOINC names as used in public FHIR mappings, where no vital-signs
+  profile applies.
+`loinc` is None where LOINC has no code for the quantity as the device measures it, or where no
+LOINC code could be confirmed.
 """
 
 from __future__ import annotations
@@ -95,10 +109,20 @@ Q = Quantity
 CODES: Final[dict[Quantity, CodeEntry]] = dict(
     (
         _entry(
-            Q.SYSTOLIC_PRESSURE, 150021, "MDC_PRESS_BLD_NONINV_SYS", "8480-6", Unit.MMHG, "PHD; VS"
+            Q.SYSTOLIC_PRESSURE,
+            150021,
+            "MDC_PRESS_BLD_NONINV_SYS",
+            "8480-6",
+            Unit.MMHG,
+            "MDC: PHD, ANTIDOTE; LOINC: VS, PHD",
         ),
         _entry(
-            Q.DIASTOLIC_PRESSURE, 150022, "MDC_PRESS_BLD_NONINV_DIA", "8462-4", Unit.MMHG, "PHD; VS"
+            Q.DIASTOLIC_PRESSURE,
+            150022,
+            "MDC_PRESS_BLD_NONINV_DIA",
+            "8462-4",
+            Unit.MMHG,
+            "MDC: PHD, ANTIDOTE; LOINC: VS, PHD",
         ),
         _entry(
             Q.MEAN_ARTERIAL_PRESSURE,
@@ -106,74 +130,219 @@ CODES: Final[dict[Quantity, CodeEntry]] = dict(
             "MDC_PRESS_BLD_NONINV_MEAN",
             "8478-0",
             Unit.MMHG,
-            "PHD; VS",
+            "MDC: PHD, ANTIDOTE; LOINC: VS (R4 example mbp)",
         ),
-        _entry(Q.CUFF_PRESSURE, 150036, "MDC_PRESS_CUFF", None, Unit.MMHG, "RTMMS"),
-        _entry(Q.PULSE_RATE, 149546, "MDC_PULS_RATE_NON_INV", "8867-4", Unit.PER_MINUTE, "PHD; VS"),
-        _entry(Q.SPO2, 150456, "MDC_PULS_OXIM_SAT_O2", "59408-5", Unit.PERCENT, "PHD; VS"),
+        _entry(Q.CUFF_PRESSURE, 150300, "MDC_PRESS_CUFF", None, Unit.MMHG, "MDC: ICE; LOINC: none"),
+        _entry(
+            Q.PULSE_RATE,
+            149546,
+            "MDC_PULS_RATE_NON_INV",
+            "8867-4",
+            Unit.PER_MINUTE,
+            "MDC: PHD, ANTIDOTE; LOINC: VS, PHD",
+        ),
+        _entry(
+            Q.SPO2,
+            150456,
+            "MDC_PULS_OXIM_SAT_O2",
+            "59408-5",
+            Unit.PERCENT,
+            "MDC: ANTIDOTE, X73A; LOINC: VS",
+        ),
         _entry(
             Q.PLX_PULSE_RATE,
             149530,
             "MDC_PULS_OXIM_PULS_RATE",
             "8889-8",
             Unit.PER_MINUTE,
-            "PHD; LOINC",
+            "MDC: PHD, ANTIDOTE; LOINC: LOINC (Heart rate by Pulse oximetry)",
         ),
         _entry(
             Q.PULSE_AMPLITUDE_INDEX,
-            150488,
+            150448,
             "MDC_PULS_OXIM_PERF_REL",
             "61006-3",
             Unit.PERCENT,
-            "PHD; LOINC",
+            "MDC: X73A, NOM; LOINC: LOINC (Perfusion index Tissue by Pulse oximetry)",
         ),
-        _entry(Q.BODY_WEIGHT, 188736, "MDC_MASS_BODY_ACTUAL", "29463-7", Unit.KILOGRAM, "PHD; VS"),
-        _entry(Q.BODY_HEIGHT, 188740, "MDC_LEN_BODY_ACTUAL", "8302-2", Unit.METRE, "PHD; VS"),
-        _entry(Q.BMI, 188752, "MDC_RATIO_MASS_BODY_LEN_SQ", "39156-5", Unit.KG_PER_M2, "PHD; VS"),
         _entry(
-            Q.BODY_FAT_PERCENTAGE, 188748, "MDC_BODY_FAT", "41982-0", Unit.PERCENT, "PHD; LOINC"
+            Q.BODY_WEIGHT,
+            188736,
+            "MDC_MASS_BODY_ACTUAL",
+            "29463-7",
+            Unit.KILOGRAM,
+            "MDC: ANTIDOTE, X73A; LOINC: VS",
         ),
-        _entry(Q.BASAL_METABOLISM, None, None, None, Unit.KILOJOULE, "PHD: no MDC term"),
-        _entry(Q.MUSCLE_PERCENTAGE, None, None, None, Unit.PERCENT, "PHD: no MDC term"),
-        _entry(Q.MUSCLE_MASS, None, None, None, Unit.KILOGRAM, "PHD: no MDC term"),
-        _entry(Q.FAT_FREE_MASS, 188756, "MDC_MASS_BODY_FAT_FREE", None, Unit.KILOGRAM, "RTMMS"),
-        _entry(Q.SOFT_LEAN_MASS, 188760, "MDC_MASS_BODY_SOFT_LEAN", None, Unit.KILOGRAM, "RTMMS"),
-        _entry(Q.BODY_WATER_MASS, 188764, "MDC_MASS_BODY_WATER", None, Unit.KILOGRAM, "RTMMS"),
-        _entry(Q.IMPEDANCE, 188744, "MDC_BODY_IMPEDANCE", None, Unit.OHM, "RTMMS"),
-        _entry(Q.BODY_TEMPERATURE, 150364, "MDC_TEMP_BODY", "8310-5", Unit.CELSIUS, "PHD; VS"),
+        _entry(
+            Q.BODY_HEIGHT,
+            188740,
+            "MDC_LEN_BODY_ACTUAL",
+            "8302-2",
+            Unit.METRE,
+            "MDC: ANTIDOTE; LOINC: VS",
+        ),
+        _entry(
+            Q.BMI,
+            188752,
+            "MDC_RATIO_MASS_BODY_LEN_SQ",
+            "39156-5",
+            Unit.KG_PER_M2,
+            "MDC: ANTIDOTE; LOINC: VS",
+        ),
+        _entry(
+            Q.BODY_FAT_PERCENTAGE,
+            188748,
+            "MDC_BODY_FAT",
+            "41982-0",
+            Unit.PERCENT,
+            "MDC: ANTIDOTE, X73A; LOINC: LOINC (Percentage of body fat Measured)",
+        ),
+        _entry(
+            Q.BASAL_METABOLISM,
+            188768,
+            "MDC_BASAL_METABOLISM",
+            None,
+            Unit.KILOJOULE,
+            "MDC: LNI (single source); LOINC: none confirmed",
+        ),
+        _entry(
+            Q.MUSCLE_PERCENTAGE,
+            188772,
+            "MDC_BODY_MUSCLE",
+            None,
+            Unit.PERCENT,
+            "MDC: LNI (single source); LOINC: none confirmed",
+        ),
+        _entry(
+            Q.MUSCLE_MASS,
+            188776,
+            "MDC_MASS_BODY_MUSCLE",
+            None,
+            Unit.KILOGRAM,
+            "MDC: LNI (single source); LOINC: none confirmed",
+        ),
+        _entry(
+            Q.FAT_FREE_MASS,
+            188756,
+            "MDC_MASS_BODY_FAT_FREE",
+            None,
+            Unit.KILOGRAM,
+            "MDC: NOM, LNI; LOINC: none confirmed",
+        ),
+        _entry(
+            Q.SOFT_LEAN_MASS,
+            188760,
+            "MDC_MASS_BODY_SOFT_LEAN",
+            None,
+            Unit.KILOGRAM,
+            "MDC: NOM, LNI; LOINC: none confirmed",
+        ),
+        _entry(
+            Q.BODY_WATER_MASS,
+            188764,
+            "MDC_BODY_WATER",
+            None,
+            Unit.KILOGRAM,
+            "MDC: NOM, LNI; LOINC: none confirmed",
+        ),
+        _entry(
+            Q.IMPEDANCE,
+            188780,
+            "MDC_BODY_ELECTRICAL_IMPEDANCE",
+            None,
+            Unit.OHM,
+            "MDC: LNI (single source); LOINC: none confirmed",
+        ),
+        _entry(
+            Q.BODY_TEMPERATURE,
+            150364,
+            "MDC_TEMP_BODY",
+            "8310-5",
+            Unit.CELSIUS,
+            "MDC: PHD, ANTIDOTE; LOINC: VS, PHD",
+        ),
         _entry(
             Q.GLUCOSE_CONCENTRATION,
             160184,
             "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD",
             "41653-7",
             Unit.MG_PER_DL,
-            "PHD; LOINC",
+            "MDC: PHD, ANTIDOTE; LOINC: LOINC (Glucose [Mass/volume] in Capillary blood by"
+            " Glucometer)",
         ),
         _entry(
             Q.CARBOHYDRATE,
-            8417752,
-            "MDC_GLU_CONTEXT_CARBOHYDRATES",
+            8417764,
+            "MDC_CTXT_GLU_CARB",
             "9059-7",
             Unit.GRAM,
-            "PHD; LOINC",
+            "MDC: X73A (PHD_DM); LOINC: LOINC (Carbohydrate intake Estimated)",
         ),
         _entry(
             Q.EXERCISE_DURATION,
-            8417768,
+            8417760,
             "MDC_CTXT_GLU_EXERCISE",
             "55411-3",
             Unit.SECOND,
-            "PHD; LOINC",
+            "MDC: X73A (PHD_DM; the duration is the exercise term's Measure-Active-Period);"
+            " LOINC: LOINC (Exercise duration)",
         ),
-        _entry(Q.EXERCISE_INTENSITY, 8417768, "MDC_CTXT_GLU_EXERCISE", None, Unit.PERCENT, "PHD"),
-        _entry(Q.MEDICATION, 8417776, "MDC_CTXT_MEDICATION", None, Unit.MILLIGRAM, "PHD"),
-        _entry(Q.HBA1C, 160220, "MDC_CONC_HBA1C", "4548-4", Unit.PERCENT, "PHD; LOINC"),
-        _entry(Q.HEART_RATE, 147842, "MDC_ECG_HEART_RATE", "8867-4", Unit.PER_MINUTE, "PHD; VS"),
-        _entry(Q.ENERGY_EXPENDED, None, None, None, Unit.KILOJOULE, "no MDC or LOINC term"),
         _entry(
-            Q.RR_INTERVAL, 147240, "MDC_ECG_TIME_PD_RR_GL", "8637-1", Unit.SECOND, "RTMMS; LOINC"
+            Q.EXERCISE_INTENSITY,
+            8417760,
+            "MDC_CTXT_GLU_EXERCISE",
+            None,
+            Unit.PERCENT,
+            "MDC: X73A (PHD_DM); LOINC: none",
         ),
-        _entry(Q.BATTERY_LEVEL, 67996, "MDC_ATTR_VAL_BATT_CHARGE", None, Unit.PERCENT, "PHD"),
+        _entry(
+            Q.MEDICATION,
+            8417796,
+            "MDC_CTXT_MEDICATION",
+            None,
+            Unit.MILLIGRAM,
+            "MDC: X73A (PHD_DM); LOINC: none",
+        ),
+        _entry(
+            Q.HBA1C,
+            160220,
+            "MDC_CONC_HBA1C",
+            "4548-4",
+            Unit.PERCENT,
+            "MDC: X73A; LOINC: LOINC (Hemoglobin A1c/Hemoglobin.total in Blood)",
+        ),
+        _entry(
+            Q.HEART_RATE,
+            147842,
+            "MDC_ECG_HEART_RATE",
+            "8867-4",
+            Unit.PER_MINUTE,
+            "MDC: PHD; LOINC: VS",
+        ),
+        _entry(
+            Q.ENERGY_EXPENDED,
+            8454263,
+            "MDC_HF_ENERGY",
+            None,
+            Unit.KILOJOULE,
+            "MDC: NOM (PHD_HF); LOINC: none confirmed",
+        ),
+        _entry(
+            Q.RR_INTERVAL,
+            147240,
+            "MDC_ECG_TIME_PD_RR_GL",
+            "8637-1",
+            Unit.SECOND,
+            "MDC: MII, NOM; LOINC: LOINC (R-R interval by EKG)",
+        ),
+        _entry(
+            Q.BATTERY_LEVEL,
+            67996,
+            "MDC_ATTR_VAL_BATT_CHARGE",
+            None,
+            Unit.PERCENT,
+            "MDC: ANTIDOTE, X73A (OBJ), DK; LOINC: none",
+        ),
     )
 )
 

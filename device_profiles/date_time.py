@@ -7,6 +7,7 @@ GATT Specification Supplement, Date Time: Year uint16 (1582..9999, 0 = not known
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from dataclasses import dataclass
 from typing import ClassVar, Final, Self
@@ -23,6 +24,7 @@ _MAX_DAY: Final = 31
 _MAX_HOURS: Final = 23
 _MAX_MINUTES: Final = 59
 _MAX_SECONDS: Final = 59
+_LEAP_YEAR: Final = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,8 @@ class DateTime:
     hours: int = 0
     minutes: int = 0
     seconds: int = 0
+    warnings: tuple[str, ...] = ()
+    """Only for a standalone 0x2A08 value; an embedded Date Time has none of its own."""
 
     @classmethod
     def from_datetime(cls, value: dt.datetime) -> DateTime:
@@ -64,8 +68,15 @@ class DateTime:
         """Decode a Date Time characteristic value."""
         reader = Reader(data, cls.LABEL)
         value = read_date_time(reader, "date_time")
-        reader.finish()
-        return cls(value.year, value.month, value.day, value.hours, value.minutes, value.seconds)
+        return cls(
+            value.year,
+            value.month,
+            value.day,
+            value.hours,
+            value.minutes,
+            value.seconds,
+            reader.finish(),
+        )
 
     def encode(self) -> bytes:
         """Encode as a Date Time characteristic value."""
@@ -111,11 +122,9 @@ def _problem(year: int, month: int, day: int, hours: int, minutes: int, seconds:
         return f"minutes {minutes} is outside 0..59"
     if not 0 <= seconds <= _MAX_SECONDS:
         return f"seconds {seconds} is outside 0..59"
-    if year and month and day:
-        try:
-            dt.date(year, month, day)
-        except ValueError:
-            return f"{year:04d}-{month:02d}-{day:02d} is not a calendar date"
+    # With the year unknown, 29 February stays possible but 30 February never is.
+    if month and day > calendar.monthrange(year or _LEAP_YEAR, month)[1]:
+        return f"{year:04d}-{month:02d}-{day:02d} is not a calendar date"
     return None
 
 

@@ -327,7 +327,7 @@ def test_enhanced_measurement_every_field():
         90000,
         EpochStart.YEAR_2000,
     )
-    assert result.time_stamp == dt.datetime(2000, 1, 2)  # noqa: DTZ001
+    assert result.timestamp == dt.datetime(2000, 1, 2)  # noqa: DTZ001
     assert result.user_facing_time == dt.datetime(2000, 1, 2, 1)  # noqa: DTZ001
     assert result.encode() == data
     assert not result.unknown_user
@@ -338,7 +338,7 @@ def test_enhanced_measurement_epoch_1900_and_absent_times():
     result = EnhancedBloodPressureMeasurement.decode(data)
     assert result.epoch_start is EpochStart.YEAR_1900
     assert result.unit is Unit.KPA
-    assert result.time_stamp is None
+    assert result.timestamp is None
     assert result.user_facing_time is None
     assert result.encode() == data
 
@@ -365,7 +365,7 @@ def test_enhanced_intermediate_cuff_pressure_single_pressure():
 def test_enhanced_missing_time_stamp():
     with pytest.raises(DecodeError) as info:
         EnhancedIntermediateCuffPressure.decode(bytes([0x02, 0x96, 0x00, 0x01, 0x02]))
-    assert (info.value.kind, info.value.field, info.value.offset) == ("truncated", "time_stamp", 3)
+    assert (info.value.kind, info.value.field, info.value.offset) == ("truncated", "timestamp", 3)
 
 
 def test_observations_carry_quantity_and_unit():
