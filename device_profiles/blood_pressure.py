@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Final, Self
 
 from device_profiles._errors import EncodeError
+from device_profiles._user import UNKNOWN_USER, UserIdMixin
 from device_profiles._wire import Reader, Writer
 from device_profiles.codes import Observation, Quantity
 from device_profiles.date_time import DateTime, read_date_time, write_date_time
@@ -31,8 +32,6 @@ __all__ = [
     "IntermediateCuffPressure",
 ]
 
-UNKNOWN_USER: Final = 0xFF
-"""User ID 0xFF: the device does not know which of its users measured."""
 
 # Flags of 0x2A35/0x2A36 (GSS "Flags" field); 0x2B34/0x2B35 add bits 5 and 6.
 _KPA: Final = 0x01
@@ -134,7 +133,7 @@ def _cuff_observations(
 
 
 @dataclass(frozen=True, slots=True)
-class BloodPressureMeasurement:
+class BloodPressureMeasurement(UserIdMixin):
     """Blood Pressure Measurement (0x2A35): one completed cuff measurement."""
 
     UUID: ClassVar[int] = 0x2A35
@@ -150,11 +149,6 @@ class BloodPressureMeasurement:
     user_id: int | None = None
     measurement_status: BloodPressureStatus | None = None
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the device reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -200,7 +194,7 @@ class BloodPressureMeasurement:
 
 
 @dataclass(frozen=True, slots=True)
-class IntermediateCuffPressure:
+class IntermediateCuffPressure(UserIdMixin):
     """Intermediate Cuff Pressure (0x2A36): the cuff pressure while the cuff inflates.
 
     Same layout as 0x2A35; the systolic position carries the cuff pressure and the diastolic
@@ -218,11 +212,6 @@ class IntermediateCuffPressure:
     user_id: int | None = None
     measurement_status: BloodPressureStatus | None = None
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the device reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -324,7 +313,7 @@ class BloodPressureFeature:
 
 
 @dataclass(frozen=True, slots=True)
-class EnhancedBloodPressureMeasurement:
+class EnhancedBloodPressureMeasurement(UserIdMixin):
     """Enhanced Blood Pressure Measurement (0x2B34): 0x2A35 with uint32 epoch timestamps."""
 
     UUID: ClassVar[int] = 0x2B34
@@ -344,11 +333,6 @@ class EnhancedBloodPressureMeasurement:
     """Seconds since `epoch_start` as shown to the user (local time), when announced."""
     epoch_start: EpochStart = EpochStart.YEAR_1900
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the device reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @property
     def timestamp(self) -> dt.datetime | None:
@@ -409,7 +393,7 @@ class EnhancedBloodPressureMeasurement:
 
 
 @dataclass(frozen=True, slots=True)
-class EnhancedIntermediateCuffPressure:
+class EnhancedIntermediateCuffPressure(UserIdMixin):
     """Enhanced Intermediate Cuff Pressure (0x2B35): one cuff pressure, uint32 timestamps."""
 
     UUID: ClassVar[int] = 0x2B35
@@ -425,11 +409,6 @@ class EnhancedIntermediateCuffPressure:
     user_facing_time_s: int | None = None
     epoch_start: EpochStart = EpochStart.YEAR_1900
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the device reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @classmethod
     def decode(cls, data: bytes) -> Self:

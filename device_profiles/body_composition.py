@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 from device_profiles._errors import EncodeError
+from device_profiles._user import UNKNOWN_USER, UserIdMixin
 from device_profiles._wire import Reader, Writer
 from device_profiles.codes import Observation, Quantity
 from device_profiles.date_time import DateTime, read_date_time, write_date_time
 from device_profiles.ieee11073 import Number, Scale, SpecialValue
 from device_profiles.units import Unit
 from device_profiles.weight_scale import (
-    UNKNOWN_USER,
     HeightMeasurementResolution,
     MeasurementUnits,
     WeightMeasurementResolution,
@@ -136,7 +136,7 @@ _HEIGHT_RESOLUTION_CODES: Final = tuple(HeightMeasurementResolution(code) for co
 
 
 @dataclass(frozen=True, slots=True)
-class BodyCompositionMeasurement:
+class BodyCompositionMeasurement(UserIdMixin):
     """Body Composition Measurement (0x2A9C): one body composition analysis, or one packet of it.
 
     A body fat percentage of 0xFFFF on the wire is "measurement unsuccessful" (a special `Number`);
@@ -165,11 +165,6 @@ class BodyCompositionMeasurement:
     multiple_packet_measurement: bool = False
     """Set on each packet of a measurement split over several; see `BodyCompositionReassembler`."""
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the device reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @classmethod
     def decode(cls, data: bytes) -> Self:

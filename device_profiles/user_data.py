@@ -19,6 +19,7 @@ from typing import ClassVar, Final, Self
 
 from device_profiles._enums import CodeEnum
 from device_profiles._errors import EncodeError
+from device_profiles._user import UNKNOWN_USER
 from device_profiles._wire import Reader, Writer
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "UserIndex",
 ]
 
-UNKNOWN_USER: Final = 0xFF
-"""User Index 0xFF: the server does not know which user is current."""
 ALL_USERS: Final = 0xFF
 """User Index 0xFF in a Delete User(s) request: delete every user."""
 MAX_CONSENT_CODE: Final = 9999

@@ -14,6 +14,7 @@ from typing import ClassVar, Final, Self
 
 from device_profiles._enums import CodeEnum
 from device_profiles._errors import EncodeError
+from device_profiles._user import UNKNOWN_USER, UserIdMixin
 from device_profiles._wire import Reader, Writer
 from device_profiles.codes import Observation, Quantity
 from device_profiles.date_time import DateTime, read_date_time, write_date_time
@@ -30,8 +31,6 @@ __all__ = [
     "WeightScaleFeatures",
 ]
 
-UNKNOWN_USER: Final = 0xFF
-"""User ID 0xFF: the scale does not know which of its users stepped on it."""
 
 # Flags of 0x2A9D (GSS "Flags" field); bits 4-7 are reserved.
 _IMPERIAL: Final = 0x01
@@ -164,7 +163,7 @@ _FEATURE_SETS: Final = tuple(WeightScaleFeatures(bits) for bits in range(_FEATUR
 
 
 @dataclass(frozen=True, slots=True)
-class WeightMeasurement:
+class WeightMeasurement(UserIdMixin):
     """Weight Measurement (0x2A9D): one weighing, with BMI and height when the scale knows them.
 
     A weight of 0xFFFF on the wire is "measurement unsuccessful" (a special `Number`). The spec
@@ -183,11 +182,6 @@ class WeightMeasurement:
     bmi: Number | None = None
     height: Number | None = None
     warnings: tuple[str, ...] = ()
-
-    @property
-    def unknown_user(self) -> bool:
-        """Whether the scale reported the user as unknown (User ID 0xFF)."""
-        return self.user_id == UNKNOWN_USER
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
