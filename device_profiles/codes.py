@@ -35,7 +35,7 @@ from device_profiles.units import Unit, can_convert, convert, to_canonical
 if TYPE_CHECKING:
     from device_profiles.ieee11073 import Number
 
-__all__ = ["CODES", "CodeEntry", "Observation", "Quantity", "canonical", "code_for"]
+__all__ = ["CODES", "CodeEntry", "Observation", "Quantity", "canonical", "code_for", "loinc_for"]
 
 
 class Quantity(enum.StrEnum):
@@ -350,6 +350,19 @@ CODES: Final[dict[Quantity, CodeEntry]] = dict(
 def code_for(quantity: Quantity) -> CodeEntry:
     """Return the standard codes of a quantity."""
     return CODES[quantity]
+
+
+# LOINC names the property (mass or moles per volume), so a quantity a device may report in
+# either dimension has one LOINC per published unit. 14743-9: Glucose [Moles/volume] in
+# Capillary blood by Glucometer (LOINC).
+_LOINC_BY_UNIT: Final[dict[tuple[Quantity, Unit], str]] = {
+    (Quantity.GLUCOSE_CONCENTRATION, Unit.MMOL_PER_LITRE): "14743-9",
+}
+
+
+def loinc_for(quantity: Quantity, unit: Unit) -> str | None:
+    """Return the LOINC code of a quantity as published in `unit` (its canonical unit)."""
+    return _LOINC_BY_UNIT.get((quantity, unit), CODES[quantity].loinc)
 
 
 def canonical(observation: Observation) -> tuple[Number, Unit]:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from device_profiles import CODES, Number, Observation, Quantity, Scale, SpecialValue, Unit
-from device_profiles.codes import canonical
+from device_profiles.codes import canonical, loinc_for
 from device_profiles.units import CANONICAL, can_convert, convert, to_canonical
 
 
@@ -90,3 +90,14 @@ def test_power_of_ten_conversions_are_exact(mantissa, exponent):
     number = Number(mantissa, exponent)
     value, _ = to_canonical(number, Unit.MOL_PER_LITRE)
     assert value.value == number.value * 1000  # type: ignore[operator]
+
+
+def test_glucose_loinc_follows_the_published_unit():
+    mass = Observation(
+        "glucose_concentration", Quantity.GLUCOSE_CONCENTRATION, Number(95, -5), Unit.KG_PER_LITRE
+    )
+    moles = Observation(
+        "glucose_concentration", Quantity.GLUCOSE_CONCENTRATION, Number(55, -4), Unit.MOL_PER_LITRE
+    )
+    assert [loinc_for(o.quantity, canonical(o)[1]) for o in (mass, moles)] == ["41653-7", "14743-9"]
+    assert loinc_for(Quantity.SYSTOLIC_PRESSURE, Unit.MMHG) == "8480-6"
