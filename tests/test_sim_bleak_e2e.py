@@ -14,8 +14,14 @@ from bleak import BleakClient, BleakScanner
 import device_profiles
 from device_profiles.battery import BatteryLevel
 from device_profiles.device_information import ManufacturerNameString, SerialNumberString
-from simulators.bleak_backend import AdapterSettings, BumbleClient, BumbleScanner, use_radio
-from simulators.devices import DEVICE_TYPES, SimulatorConfig
+from simulators.bleak_backend import (
+    AdapterSettings,
+    BumbleClient,
+    BumbleScanner,
+    PasskeyEntryDelegate,
+    use_radio,
+)
+from simulators.devices import DEVICE_TYPES, Behaviours, Pairing, SimulatedDevice, SimulatorConfig
 from simulators.radio import Radio
 
 TIMEOUT_S = 30
@@ -84,3 +90,52 @@ async def test_hub_discovers_reads_and_decodes_each_device_type(kind):
                     assert decoded.warnings == ()
         finally:
             await device.stop()
+
+
+class _ReadsTheDisplay(PasskeyEntryDelegate):
+    """A patient reading the passkey off the cuff's display and typing it in at the hub."""
+
+    def __init__(self, device: SimulatedDevice) -> None:
+        super().__init__(0)
+        self.device = device
+        self.asked = 0
+
+    async def get_number(self) -> int | None:
+        self.asked += 1
+        return await self.device.displayed_passkey()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("pairing", [Pairing.JUST_WORKS, Pairing.PASSKEY])
+async def test_pairing_with_a_simulated_cuff_and_the_bond_survives_a_reconnect(pairing):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=12)
+        config = SimulatorConfig(seed=5, behaviours=Behaviours(pairing=pairing))
+        cuff = DEVICE_TYPES["blood_pressure_cuff"].on_radio(radio, ADDRESS, config)
+        await cuff.start()
+        try:
+            async with use_radio(radio, FAST):
+                found = await BleakScanner.find_device_by_address(
+                    ADDRESS, timeout=5.0, backend=BumbleScanner
+                )
+                assert found is not None
+                delegate = _ReadsTheDisplay(cuff)
+                options = {"pairing_delegate": delegate} if pairing is Pairing.PASSKEY else {}
+                client = BleakClient(found, backend=BumbleClient, bumble=options)
+                await client.connect()
+                await client.pair()
+                received: asyncio.Queue[bytes] = asyncio.Queue()
+                await client.start_notify(_uuid(0x2A35), lambda _, d: received.put_nowait(d))
+                await cuff.measure()
+                first = device_profiles.decode(0x2A35, await received.get())
+                assert first == cuff.sent[-1].value
+                await client.disconnect()
+                # Reconnect: the stored bond encrypts the link; nobody is asked for a passkey.
+                async with BleakClient(found, backend=BumbleClient) as again:
+                    await again.start_notify(_uuid(0x2A35), lambda _, d: received.put_nowait(d))
+                    await cuff.measure()
+                    second = device_profiles.decode(0x2A35, await received.get())
+                    assert second == cuff.sent[-1].value
+                assert delegate.asked == (1 if pairing is Pairing.PASSKEY else 0)
+        finally:
+            await cuff.stop()
