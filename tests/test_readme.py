@@ -46,3 +46,14 @@ def test_readme_examples_run_as_written():
     failures, attempted = doctest.testfile(str(README), module_relative=False, verbose=False)
     assert attempted > 0
     assert failures == 0
+
+
+def test_readme_scenario_example_is_a_valid_scenario(tmp_path):
+    from simulators.scenario import load_scenario  # noqa: PLC0415 - only this test needs it
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```toml\n") + len("```toml\n")
+    example = tmp_path / "example.toml"
+    example.write_text(text[start : text.index("```", start)], encoding="utf-8")
+    scenario = load_scenario(example)
+    assert [device.type for device in scenario.devices] == ["blood_pressure_cuff"]
