@@ -23,19 +23,17 @@ from bumble.transport import open_transport
 from device_profiles import CHARACTERISTICS, DecodeError, as_dict, decode
 from simulators.bleak_backend import HCI_ENV_VAR
 from simulators.devices import DEVICE_TYPES, PROFILES, SimulatorConfig
+from simulators.household import build_device, build_household, run_device
 from simulators.radio import Radio, RadioConfigError
 from simulators.scenario import (
     MULTI_USER_TYPES,
     RACP_TYPES,
     Scenario,
     ScenarioError,
-    build_device,
-    build_household,
     bundled_scenarios,
     find_scenario,
     load_scenario,
     parse_device_spec,
-    run_device,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +44,8 @@ if TYPE_CHECKING:
 
     from device_profiles import Characteristic
     from simulators.devices import Sent
-    from simulators.scenario import Activity, DeviceSpec, ScenarioDevice
+    from simulators.household import Activity, ScenarioDevice
+    from simulators.scenario import DeviceSpec
 
 __all__ = ["CliError", "app"]
 

@@ -31,16 +31,15 @@ from simulators.devices import (
     ScaleReading,
     WeightScale,
 )
+from simulators.household import build_household, run_device
 from simulators.radio import Radio
 from simulators.scenario import (
     BehavioursSpec,
     Scenario,
     ScenarioError,
-    build_household,
     bundled_scenarios,
     load_scenario,
     parse_scenario,
-    run_device,
 )
 
 BUNDLED = ["elderly_home", "faulty_devices", "multi_user_household", "single_cuff"]
