@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 COVERAGE_FLOOR ?= 95
-PACKAGES := device_profiles $(wildcard simulators)
+PACKAGES := device_profiles simulators $(wildcard gateway)
 
-.PHONY: test lint typecheck pytest bench install clean
+.PHONY: test lint typecheck pytest bench install clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(PACKAGES)
 
+# The uplink tests start their own mosquitto; install it from the distribution when missing.
+system-deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+		echo "installing mosquitto (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto; \
+	fi
+
 # Coverage of every package is reported; the floor is enforced on the codecs.
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest --cov --cov-report=term
 	$(BIN)/python -m coverage report --include='device_profiles/*' --fail-under=$(COVERAGE_FLOOR) > /dev/null
 

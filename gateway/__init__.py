@@ -1,0 +1,1 @@
+"""The Vitalbridge home-hub daemon: BLE health devices in, validated readings out over MQTT."""
