@@ -539,3 +539,31 @@ async def test_bumble_socket_server_transports_still_expose_their_server_and_cli
         finally:
             transport.server.close()
             await transport.close()
+
+
+@pytest.mark.asyncio
+async def test_advertisements_reach_only_listening_controllers():
+    """The link skips controllers that neither scan nor connect (a cost, not a behaviour)."""
+    async with asyncio.timeout(20):
+        radio = Radio(seed=1)
+        advertiser = radio.device("adv", "F0:00:00:00:00:A1")
+        idle = radio.controller("idle")
+        listener = radio.device("scanner", "F0:00:00:00:00:A2")
+        delivered = {"idle": 0}
+        original = idle.on_ll_advertising_pdu
+
+        def counting(packet):
+            delivered["idle"] += 1
+            original(packet)
+
+        idle.on_ll_advertising_pdu = counting  # type: ignore[method-assign]
+        await advertiser.power_on()
+        await listener.power_on()
+        seen = asyncio.Event()
+        listener.on("advertisement", lambda _: seen.set())
+        await advertiser.start_advertising(auto_restart=True)
+        await listener.start_scanning()
+        await seen.wait()
+        assert delivered["idle"] == 0
+        await listener.stop_scanning()
+        await advertiser.stop_advertising()
