@@ -749,3 +749,17 @@ def test_refusals_count_in_rounds_per_kind_and_clear_on_delivery():
     assert not rounds.delivered("body_weight"), "never alarmed, nothing to clear"
     assert rounds.alarmed == set()
     assert rounds.refused("blood_pressure", now=500.0).starts_streak
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"schema_version":"1.0","reading_id":"x"}', "1.0"),  # canonical order: fast path
+        (b'{"reading_id":"x","schema_version":"2.1"}', "2.1"),  # any order: full parse
+        (b'{"schema_version":"a\\"b","x":1}', 'a"b'),  # an escape: full parse, never a guess
+        (b"not json", "default"),
+        (b'{"schema_version":1}', "default"),
+    ],
+)
+def test_schema_version_is_read_cheaply_and_correctly(payload, expected):
+    assert schema_version_of(payload, "default") == expected
