@@ -49,6 +49,7 @@ $(VENV)/.bench-installed: pyproject.toml $(STAMP)
 bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/sim.py
+	$(BIN)/python bench/uplink.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis build *.egg-info
