@@ -75,17 +75,7 @@ class TemperatureMeasurement:
     def decode(cls, data: bytes) -> Self:
         """Decode a Temperature Measurement value (GSS 0x2A1C field table)."""
         reader = Reader(data, cls.LABEL)
-        flags = reader.flags(reader.u8("flags"), _KNOWN_FLAGS, "flags")
-        value = reader.float32("temperature_measurement_value")
-        timestamp = read_date_time(reader, "timestamp") if flags & _TIME_STAMP else None
-        kind = _TYPES[reader.u8("temperature_type")] if flags & _TEMPERATURE_TYPE else None
-        return cls(
-            value,
-            Unit.FAHRENHEIT if flags & _FAHRENHEIT else Unit.CELSIUS,
-            timestamp,
-            kind,
-            reader.finish(),
-        )
+        return cls(*_read_temperature(reader, "temperature_measurement_value"), reader.finish())
 
     def encode(self) -> bytes:
         """Encode as a Temperature Measurement value."""
@@ -133,17 +123,7 @@ class IntermediateTemperature:
     def decode(cls, data: bytes) -> Self:
         """Decode an Intermediate Temperature value (GSS 0x2A1E field table)."""
         reader = Reader(data, cls.LABEL)
-        flags = reader.flags(reader.u8("flags"), _KNOWN_FLAGS, "flags")
-        value = reader.float32("intermediate_temperature")
-        timestamp = read_date_time(reader, "timestamp") if flags & _TIME_STAMP else None
-        kind = _TYPES[reader.u8("temperature_type")] if flags & _TEMPERATURE_TYPE else None
-        return cls(
-            value,
-            Unit.FAHRENHEIT if flags & _FAHRENHEIT else Unit.CELSIUS,
-            timestamp,
-            kind,
-            reader.finish(),
-        )
+        return cls(*_read_temperature(reader, "intermediate_temperature"), reader.finish())
 
     def encode(self) -> bytes:
         """Encode as an Intermediate Temperature value."""
@@ -168,6 +148,16 @@ class IntermediateTemperature:
                 self.unit,
             ),
         )
+
+
+def _read_temperature(
+    reader: Reader, value_field: str
+) -> tuple[Number, Unit, DateTime | None, TemperatureTypeDescription | None]:
+    flags = reader.flags(reader.u8("flags"), _KNOWN_FLAGS, "flags")
+    value = reader.float32(value_field)
+    timestamp = read_date_time(reader, "timestamp") if flags & _TIME_STAMP else None
+    kind = _TYPES[reader.u8("temperature_type")] if flags & _TEMPERATURE_TYPE else None
+    return value, Unit.FAHRENHEIT if flags & _FAHRENHEIT else Unit.CELSIUS, timestamp, kind
 
 
 def _write_temperature(
