@@ -423,6 +423,19 @@ class SimulatedDevice(abc.ABC):
         """Call `listener` with every value the device sends (e.g. a queue's put_nowait)."""
         self._transmitter.listeners.append(listener)
 
+    async def deliver_stored(
+        self, characteristic: gatt.Characteristic[bytes], memory: list[Any]
+    ) -> None:
+        """Indicate kept readings oldest first, forgetting each once the hub confirmed it."""
+        while memory:
+            record = memory[0]
+            if not await self.send(characteristic, record, indicate=True, measurement=True):
+                return
+            # The same record may have gone already if a live reading raced the delivery.
+            if memory and memory[0] is record:
+                memory.pop(0)
+        self.after_send()
+
     def after_send(self) -> None:
         """Arm the disconnect-after-send timer, if the behaviour asks for one."""
         delay = self.behaviours.disconnect_after_send_s

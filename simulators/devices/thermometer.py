@@ -82,18 +82,8 @@ class Thermometer(SimulatedDevice):
     def _on_subscription(self, bearer: object, notify: bool, indicate: bool) -> None:
         del bearer, notify
         if indicate and self._memory:
-            self.spawn(self._flush(), "flush")
-
-    async def _flush(self) -> None:
-        while self._memory:
-            record = self._memory[0]
-            if not await self.send(
-                self.measurement_characteristic, record, indicate=True, measurement=True
-            ):
-                return
-            if self._memory and self._memory[0] is record:
-                self._memory.pop(0)
-        self.after_send()
+            stored = self.deliver_stored(self.measurement_characteristic, self._memory)
+            self.spawn(stored, "flush")
 
     async def measure(self) -> TemperatureMeasurement:
         """Take a temperature: intermediate readings, then the result (kept if nobody listens)."""
