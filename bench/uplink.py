@@ -62,7 +62,7 @@ from gateway.reading import DeviceInfo
 from gateway.timebase import ClockState
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator, Sequence
+    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
     from gateway.mqtt import OutboxRecord
 
@@ -333,6 +333,18 @@ class TimedOutbox:
         self.pubacked_at[reading_id] = time.perf_counter()
         result = await self._outbox.ack(reading_id)
         self.acked += 1
+        if self.acked >= self.expected:
+            self.done.set()
+        return result
+
+    async def ack_many(self, reading_ids: Iterable[str]) -> object:
+        """Note the PUBACK moment of each, then ack them in the outbox in one transaction."""
+        ids = list(reading_ids)
+        now = time.perf_counter()
+        for reading_id in ids:
+            self.pubacked_at[reading_id] = now
+        result = await self._outbox.ack_many(ids)
+        self.acked += len(ids)
         if self.acked >= self.expected:
             self.done.set()
         return result

@@ -24,6 +24,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.errors import PublishError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from paho.mqtt.properties import Properties
 
     from gateway.mqtt.settings import BrokerEndpoint
@@ -127,6 +129,9 @@ class BrokerClient(aiomqtt.Client):
         # paho's TCP connect timeout, which aiomqtt leaves at paho's 5 s default.
         self._client.connect_timeout = self.timeout
         self._pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
+        self.on_puback: Callable[[int, ReasonCode], None] | None = None
+        """Called (on the loop) with the message id and reason code of each PUBACK that no
+        `publish_qos1` awaits: the PUBACKs of `publish_qos1_nowait`."""
 
     async def publish_qos1(
         self,
@@ -148,6 +153,19 @@ class BrokerClient(aiomqtt.Client):
         finally:
             self._pubacks.pop(info.mid, None)
 
+    def publish_qos1_nowait(
+        self, topic: str, payload: bytes, *, properties: Properties | None = None
+    ) -> int:
+        """Send a QoS 1 PUBLISH and return its message id; its PUBACK goes to `on_puback`.
+
+        No task or future per message: a publisher with many in flight keeps its own book of
+        message ids (and of how long each has waited).
+        """
+        info = self._client.publish(topic, payload, 1, False, properties)  # noqa: FBT003 - paho's positional retain
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        return info.mid
+
     def _on_publish(
         self,
         client: paho.Client,
@@ -157,8 +175,13 @@ class BrokerClient(aiomqtt.Client):
         properties: Properties,
     ) -> None:
         acked = self._pubacks.pop(mid, None)
-        if acked is not None and not acked.done():
-            acked.set_result(reason_code)
+        if acked is not None:
+            if not acked.done():
+                acked.set_result(reason_code)
+            return
+        if self.on_puback is not None:
+            self.on_puback(mid, reason_code)
+            return
         super()._on_publish(client, userdata, mid, reason_code, properties)
 
     def _on_disconnect(

@@ -152,6 +152,18 @@ class Monitor:
                 self.alarms.discard(PublisherAlarm.PUBLISH_REFUSED)
         self.notify()
 
+    def on_delivered_many(self, kinds: list[str], at: datetime) -> None:
+        """Record readings acked together after their successful PUBACKs: one change, not many."""
+        self.acked += len(kinds)
+        self.last_publish_at = at
+        self.last_error = None
+        for kind in set(kinds):
+            if self._refusals.delivered(kind):
+                _log.info("publish_refusal_cleared", kind=kind)
+                if not self._refusals.alarmed:
+                    self.alarms.discard(PublisherAlarm.PUBLISH_REFUSED)
+        self.notify()
+
     def on_refused(self, kind: str, reading_id: str, reason: str, now: float) -> None:
         """Record a refused (or unsendable) reading: count the round, maybe raise the alarm."""
         self.refused += 1

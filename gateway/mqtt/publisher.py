@@ -6,6 +6,16 @@ back to the outbox, to be sent again (so a backend may see it twice; its ``readi
 so). Up to ``window`` publishes are in flight at once, and batches are never larger than the
 free part of the window, so the outbox's own ordering decides what goes next even while a
 backlog drains. Every connect failure is reported in the status and retried with backoff.
+
+Per reading the drain does no more than it must: one PUBLISH from a single loop (no task or
+future per message, the PUBLISH properties packed once), the PUBACK handled in paho's callback,
+and the acks of every PUBACK that arrived during one outbox commit deleted together in the next
+(``ack_many`` when the outbox has it). A window slot is free again only once its reading's ack
+has committed, so the window bounds the readings the outbox has in flight, not only the
+PUBLISHes the broker has not answered.
+
+Device state documents (``publish_device_state``) are retained on the device's topic; the
+latest per device is sent again on every connect, after the hub status.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import contextlib
 import json
 import random
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn, Protocol, runtime_checkable
 
 import aiomqtt
 import structlog
@@ -35,7 +45,7 @@ from gateway.mqtt.status import PublisherState, PublisherStatus
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Iterable
 
     from paho.mqtt.reasoncodes import ReasonCode
 
@@ -56,6 +66,42 @@ _log = structlog.get_logger("gateway.mqtt")
 
 class _ConnectionLostError(Exception):
     """The connection to the broker ended; the message is the reason for the log."""
+
+
+@runtime_checkable
+class _AcksMany(Protocol):
+    """An outbox that deletes many delivered readings in one call (``Outbox.ack_many``)."""
+
+    async def ack_many(self, reading_ids: Iterable[str]) -> object:
+        """Delete delivered readings in one transaction."""
+        ...
+
+
+class _PackedProperties(Properties):
+    """PUBLISH properties packed once: paho would pack them again for every message."""
+
+    def __init__(self, packet_type: int, content_type: str, schema_version: str | None) -> None:
+        super().__init__(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
+        self.ContentType = content_type
+        if schema_version is not None:
+            self.UserProperty = [(SCHEMA_VERSION_PROPERTY, schema_version)]
+        # paho's __setattr__ accepts only MQTT property names; the cache is no property.
+        object.__setattr__(self, "_packed", super().pack())  # type: ignore[no-untyped-call]  # paho
+
+    def pack(self) -> bytes:
+        """Return the properties packed at construction, as paho's own ``pack`` would."""
+        packed: bytes = object.__getattribute__(self, "_packed")
+        return packed
+
+
+class _Flight:
+    """One reading's PUBLISH awaiting its PUBACK: the record and when it went (loop time)."""
+
+    __slots__ = ("record", "sent_at")
+
+    def __init__(self, record: OutboxRecord, sent_at: float) -> None:
+        self.record = record
+        self.sent_at = sent_at
 
 
 _VERSION_PREFIX: Final = b'{"schema_version":"'
@@ -103,20 +149,31 @@ class Publisher:
     ) -> None:
         self._settings = settings
         self._outbox = outbox
+        self._ack_many = outbox.ack_many if isinstance(outbox, _AcksMany) else None
         self._topics = settings.topics
         self._endpoint = settings.endpoint
         self._clock = clock
         # Jitter only spreads reconnects; it needs no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._status_document: dict[str, object] = {}
+        # Device id -> its latest state document's JSON, sent again on every connect.
+        self._device_states: dict[str, bytes] = {}
         self._client: BrokerClient | None = None
-        self._properties: dict[str, Properties] = {}
+        self._properties: dict[str, Properties | None] = {}
+        self._reading_topics: dict[str, str] = {}
         self._slot_freed = asyncio.Event()
         # Reading id -> whether its PUBLISH went out, for everything handed out and not settled.
         self._inflight: dict[str, bool] = {}
+        # Message id -> the reading it carries, in the order sent (the oldest first).
+        self._flights: dict[int, _Flight] = {}
+        self._flight_sent = asyncio.Event()
+        # Readings whose successful PUBACK came and whose ack is not yet submitted.
+        self._to_ack: list[OutboxRecord] = []
+        self._ack_wanted = asyncio.Event()
         # Window slots taken: a slot is free once the reading is acked or released, so the
         # outbox never has more than the window in flight either.
         self._slots_used = 0
+        self._tasks: asyncio.TaskGroup | None = None
         self._unconfirmed: set[str] = set()
         self._released_on_loss = 0
         self._refusals = RefusalRounds(
@@ -189,6 +246,25 @@ class Publisher:
             return False
         return True
 
+    async def publish_device_state(self, device_id: str, document: dict[str, object]) -> bool:
+        """Publish a device's state, retained, on ``{prefix}hubs/{hub_id}/devices/{device_id}``.
+
+        The latest document per device is kept and sent again after every (re)connect. Returns
+        whether the broker acknowledged it now: False while disconnected (it goes on the next
+        connect) or when the PUBACK carries a failure reason code. ValueError for a device id
+        that is not a single topic level.
+        """
+        topic = self._topics.device(device_id)
+        payload = _json(document)
+        self._device_states[device_id] = payload
+        client = self._client
+        if client is None:
+            return False
+        try:
+            return await self._send_device_state(client, device_id, topic, payload)
+        except _ConnectionLostError:
+            return False
+
     # Connection lifecycle.
 
     async def _session(self) -> None:
@@ -241,11 +317,7 @@ class Publisher:
     def _json_properties(self, packet_type: int, schema_version: str | None) -> Properties | None:
         if self._settings.protocol != "5":
             return None
-        properties = Properties(packet_type)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
-        properties.ContentType = CONTENT_TYPE
-        if schema_version is not None:
-            properties.UserProperty = [(SCHEMA_VERSION_PROPERTY, schema_version)]
-        return properties
+        return _PackedProperties(packet_type, CONTENT_TYPE, schema_version)
 
     def _will(self) -> aiomqtt.Will:
         document: dict[str, object] = {
@@ -264,11 +336,16 @@ class Publisher:
     async def _serve(self, client: BrokerClient) -> None:
         self._monitor.on_connected()
         self._client = client
+        client.on_puback = self._on_puback
         try:
             await self._announce(client)
+            await self._announce_devices(client)
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._watch(client), name="mqtt-watch")
-                tasks.create_task(self._drain(client, tasks), name="outbox-drain")
+                tasks.create_task(self._watch_pubacks(), name="mqtt-puback-timeout")
+                tasks.create_task(self._ack_delivered(), name="outbox-ack")
+                tasks.create_task(self._drain(client), name="outbox-drain")
         except BaseExceptionGroup as group:
             lost, other = group.split(_ConnectionLostError)
             if other is not None:
@@ -279,7 +356,14 @@ class Publisher:
             await self._say_goodbye(client)
             raise
         finally:
+            self._tasks = None
             self._client = None
+            client.on_puback = None
+            self._flights.clear()
+            # PUBACKed before the end: delivered, so acked rather than sent again.
+            delivered, self._to_ack = self._to_ack, []
+            if delivered:
+                await asyncio.shield(self._ack_records(delivered))
             await self._release_inflight("the connection closed before the PUBACK")
 
     async def _announce(self, client: BrokerClient) -> None:
@@ -300,6 +384,35 @@ class Publisher:
         )
         if reason.is_failure:
             _log.warning("status_refused", reason_code=reason.value, reason=str(reason))
+
+    async def _announce_devices(self, client: BrokerClient) -> None:
+        # The latest of each, read at its turn: a newer document set meanwhile goes instead.
+        for device_id in list(self._device_states):
+            payload = self._device_states[device_id]
+            await self._send_device_state(
+                client, device_id, self._topics.device(device_id), payload
+            )
+
+    async def _send_device_state(
+        self, client: BrokerClient, device_id: str, topic: str, payload: bytes
+    ) -> bool:
+        reason = await self._await_puback(
+            client.publish_qos1(
+                topic,
+                payload,
+                retain=True,
+                properties=self._json_properties(PacketTypes.PUBLISH, None),
+            )
+        )
+        if reason.is_failure:
+            _log.warning(
+                "device_state_refused",
+                device_id=device_id,
+                reason_code=reason.value,
+                reason=str(reason),
+            )
+            return False
+        return True
 
     async def _say_goodbye(self, client: BrokerClient) -> None:
         # A clean DISCONNECT suppresses the will, so a stopping hub says offline itself.
@@ -331,9 +444,24 @@ class Publisher:
             raise _ConnectionLostError(reason) from exc
         raise _ConnectionLostError("the message stream ended")
 
+    async def _watch_pubacks(self) -> NoReturn:
+        # One timer for every reading in flight: the oldest PUBLISH is the first to be late.
+        loop = asyncio.get_running_loop()
+        timeout = self._settings.puback_timeout_s
+        while True:
+            if not self._flights:
+                self._flight_sent.clear()
+                await self._flight_sent.wait()
+                continue
+            oldest = next(iter(self._flights.values()))
+            late_in = oldest.sent_at + timeout - loop.time()
+            if late_in <= 0:
+                raise _ConnectionLostError(f"no PUBACK within {timeout}s")
+            await asyncio.sleep(late_in)
+
     # Publishing.
 
-    async def _drain(self, client: BrokerClient, tasks: asyncio.TaskGroup) -> None:
+    async def _drain(self, client: BrokerClient) -> None:
         loop = asyncio.get_running_loop()
         window = self._settings.window
         while True:
@@ -350,11 +478,88 @@ class Publisher:
             if not batch:
                 await self._outbox.wait_for_pending()
                 continue
+            now = loop.time()
             for record in batch:
-                self._inflight[record.reading_id] = False
                 self._slots_used += 1
-                tasks.create_task(self._publish(client, record), name="publish-reading")
+                self._inflight[record.reading_id] = False
+                self._send(client, record, now)
+            self._flight_sent.set()
             self._monitor.notify()
+
+    def _send(self, client: BrokerClient, record: OutboxRecord, now: float) -> None:
+        reading_id = record.reading_id
+        kind = record.kind
+        topic = self._reading_topics.get(kind)
+        if topic is None:
+            try:
+                topic = self._topics.reading(kind)
+            except ValueError as exc:
+                self._refuse_later(record, str(exc))
+                return
+            self._reading_topics[kind] = topic
+        version = schema_version_of(record.payload, self._settings.schema_version)
+        try:
+            properties = self._properties[version]
+        except KeyError:
+            properties = self._json_properties(PacketTypes.PUBLISH, version)
+            self._properties[version] = properties
+        if reading_id in self._unconfirmed:
+            self._unconfirmed.discard(reading_id)
+            self._monitor.republished += 1
+        self._inflight[reading_id] = True
+        self._monitor.published += 1
+        try:
+            mid = client.publish_qos1_nowait(topic, record.payload, properties=properties)
+        except aiomqtt.MqttError as exc:
+            raise _ConnectionLostError(f"publish failed: {exc}") from exc
+        self._flights[mid] = _Flight(record, now)
+
+    def _on_puback(self, mid: int, reason: ReasonCode) -> None:
+        flight = self._flights.pop(mid, None)
+        if flight is None:
+            return  # a PUBACK for a session already given up
+        record = flight.record
+        if reason.is_failure:
+            self._refuse_later(record, f"PUBACK reason code {reason.value:#04x} {reason}")
+            return
+        # Out of the in-flight book now: a connection lost from here on acks it, never resends.
+        self._inflight.pop(record.reading_id, None)
+        self._to_ack.append(record)
+        self._ack_wanted.set()
+
+    async def _ack_delivered(self) -> NoReturn:
+        # Acks that arrive while one commit runs wait for it and go together in the next.
+        while True:
+            if not self._to_ack:
+                self._ack_wanted.clear()
+                await self._ack_wanted.wait()
+                continue
+            records, self._to_ack = self._to_ack, []
+            # Shielded: a cancel arriving now must not leave the ack half done; the rows are
+            # acked or, if the ack itself fails, still stored (a duplicate later, never a loss).
+            await asyncio.shield(self._ack_records(records))
+
+    async def _ack_records(self, records: list[OutboxRecord]) -> None:
+        try:
+            if self._ack_many is not None:
+                await self._ack_many([record.reading_id for record in records])
+            else:
+                for record in records:
+                    await self._outbox.ack(record.reading_id)
+            self._monitor.on_delivered_many([record.kind for record in records], self._clock())
+        finally:
+            self._free_slots(len(records))
+
+    def _free_slots(self, count: int) -> None:
+        self._slots_used -= count
+        self._slot_freed.set()
+
+    def _refuse_later(self, record: OutboxRecord, reason: str) -> None:
+        tasks = self._tasks
+        if tasks is None:
+            # The session is over: its end releases whatever is still in flight.
+            return
+        tasks.create_task(self._refused_by(record, reason), name="publish-refused")
 
     async def _await_puback(self, publish: Coroutine[None, None, ReasonCode]) -> ReasonCode:
         try:
@@ -367,59 +572,25 @@ class Publisher:
         except aiomqtt.MqttError as exc:
             raise _ConnectionLostError(f"publish failed: {exc}") from exc
 
-    async def _publish(self, client: BrokerClient, record: OutboxRecord) -> None:
-        try:
-            await self._publish_one(client, record)
-        finally:
-            self._slots_used -= 1
-            self._slot_freed.set()
-
-    async def _publish_one(self, client: BrokerClient, record: OutboxRecord) -> None:
-        reading_id = record.reading_id
-        try:
-            topic = self._topics.reading(record.kind)
-        except ValueError as exc:
-            await self._refused_by(record, str(exc))
-            return
-        version = schema_version_of(record.payload, self._settings.schema_version)
-        properties = self._properties.get(version)
-        if properties is None:
-            properties = self._json_properties(PacketTypes.PUBLISH, version)
-            if properties is not None:
-                self._properties[version] = properties
-        if reading_id in self._unconfirmed:
-            self._unconfirmed.discard(reading_id)
-            self._monitor.republished += 1
-        self._inflight[reading_id] = True
-        self._monitor.published += 1
-        reason = await self._await_puback(
-            client.publish_qos1(topic, record.payload, properties=properties)
-        )
-        if reason.is_failure:
-            await self._refused_by(record, f"PUBACK reason code {reason.value:#04x} {reason}")
-            return
-        self._inflight.pop(reading_id, None)
-        # Shielded: a cancel arriving now must not leave the ack half done; the row is acked
-        # or, if the ack itself fails, still stored (a duplicate later, never a loss).
-        await asyncio.shield(self._ack(reading_id, record.kind))
-
-    async def _ack(self, reading_id: str, kind: str) -> None:
-        await self._outbox.ack(reading_id)
-        self._monitor.on_delivered(kind, self._clock())
-
     async def _refused_by(self, record: OutboxRecord, reason: str) -> None:
-        self._inflight.pop(record.reading_id, None)
-        # Shielded like the ack: a reading half released would stay in flight until a restart.
-        await asyncio.shield(
-            self._outbox.release(record.reading_id, f"the broker refused it: {reason}")
-        )
-        now = asyncio.get_running_loop().time()
-        self._monitor.on_refused(record.kind, record.reading_id, reason, now)
+        if self._inflight.pop(record.reading_id, None) is None:
+            return  # released already, with the rest of a session that ended (slot and all)
+        try:
+            # Shielded like the ack: a reading half released would stay in flight until a
+            # restart.
+            await asyncio.shield(
+                self._outbox.release(record.reading_id, f"the broker refused it: {reason}")
+            )
+            now = asyncio.get_running_loop().time()
+            self._monitor.on_refused(record.kind, record.reading_id, reason, now)
+        finally:
+            self._free_slots(1)
 
     async def _release_inflight(self, reason: str) -> None:
         # Cancelled publishes may or may not have reached the broker: send them again.
         pending, self._inflight = self._inflight, {}
         self._released_on_loss = len(pending)
+        self._slots_used -= len(pending)
         for reading_id, sent in pending.items():
             if sent:
                 if len(self._unconfirmed) >= _MAX_UNCONFIRMED:

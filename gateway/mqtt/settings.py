@@ -205,3 +205,12 @@ class Topics:
         if not _TOPIC_LEVEL_RE.match(kind):
             raise ValueError(f"reading kind {kind!r} is not a single MQTT topic level")
         return f"{self.hub}/readings/{kind}"
+
+    def device(self, device_id: str) -> str:
+        """Return where a device's retained state goes; ValueError for an id not one topic level."""
+        if not _TOPIC_LEVEL_RE.match(device_id):
+            raise ValueError(
+                f"device id {device_id!r} is not a single MQTT topic level: it must be non-empty "
+                "and have no '/', '+', '#' or NUL"
+            )
+        return f"{self.hub}/devices/{device_id}"
