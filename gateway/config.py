@@ -3,17 +3,27 @@
 A support engineer edits ``/etc/vitalbridge/config.toml``; every mistake is reported as a
 `ConfigError` naming the file, the field and what to write instead, before anything starts.
 Environment variables override the file (``VITALBRIDGE_HUB_ID``, nested fields with a double
-underscore: ``VITALBRIDGE_MQTT__BROKER_URL``). Secrets are never values in this file: the MQTT
-password comes from a file or an environment variable named here.
+underscore: ``VITALBRIDGE_MQTT__BROKER_URL``; a whole section or the device list as JSON). Secrets
+are never values in this file: the MQTT password comes from a file or an environment variable
+named here.
+
+Only variables that name a setting are read. Other ``VITALBRIDGE_*`` variables are left alone,
+because they belong to other parts of the system (the simulated radio's
+``VITALBRIDGE_BUMBLE_HCI``); a variable that names a section and a field that section does not have
+(``VITALBRIDGE_BLE__MAX_CONECTIONS``) is a `ConfigError` naming the variable.
+
+Error messages quote field names and never values: a patient reference or a mistyped password
+must not end up in a terminal scrollback or a support ticket.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -22,17 +32,25 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from gateway.errors import ConfigError
 from gateway.mqtt.settings import PublisherSettings  # noqa: TC001 - pydantic needs it at runtime
 from gateway.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, OutboxPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pydantic_core import ErrorDetails
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -45,6 +63,8 @@ __all__ = [
     "LoggingSettings",
     "OutboxSettings",
     "PairingMethod",
+    "config_from_mapping",
+    "dump_redacted",
     "load_config",
 ]
 
@@ -54,6 +74,7 @@ ENV_PREFIX: Final = "VITALBRIDGE_"
 
 _IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _ADDRESS = r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$"
+_MAX_USER_INDEX: Final = 254  # UDS user index range; 255 is "unknown user"
 Identifier = Annotated[str, StringConstraints(pattern=_IDENTIFIER)]
 Address = Annotated[str, StringConstraints(pattern=_ADDRESS, to_upper=True)]
 
@@ -103,17 +124,34 @@ class DeviceConfig(_Section):
     """User index -> the UDS consent code (0-9999) the hub registered that user with."""
     pairing: PairingMethod = PairingMethod.NONE
 
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        for index in self.patients:
-            if not 0 <= index <= 254:  # noqa: PLR2004 - UDS user index range; 255 is "unknown"
-                msg = f"user index {index} in patients is not 0-254 (255 means an unknown user)"
+    @field_validator("patients")
+    @classmethod
+    def _check_user_indexes(cls, patients: dict[int, str]) -> dict[int, str]:
+        # Only the index is quoted: the value is a patient reference.
+        for index in patients:
+            if not 0 <= index <= _MAX_USER_INDEX:
+                msg = (
+                    f"user index {index} is not 0-{_MAX_USER_INDEX} (255 means an unknown user): "
+                    "use the index the device shows for that user"
+                )
                 raise ValueError(msg)
-        missing = set(self.consent_codes) - set(self.patients)
+        return patients
+
+    @field_validator("consent_codes")
+    @classmethod
+    def _check_consent_codes(cls, codes: dict[int, int], info: ValidationInfo) -> dict[int, int]:
+        # A failed patients table is reported on its own; nothing to compare against here.
+        patients = info.data.get("patients")
+        if patients is None:
+            return codes
+        missing = sorted(set(codes) - set(patients))
         if missing:
-            msg = f"consent_codes has user index {sorted(missing)} with no entry in patients"
+            msg = (
+                f"user index {missing} has a consent code but no entry in patients: "
+                "map each user index to a patient reference, or remove its consent code"
+            )
             raise ValueError(msg)
-        return self
+        return codes
 
     def patient_map(self) -> dict[int | None, str]:
         """Return the user index -> patient map for `normalise` (None: readings without a user)."""
@@ -183,7 +221,7 @@ class HubConfig(BaseSettings):
     devices: tuple[DeviceConfig, ...] = ()
     state_dir: Path = DEFAULT_STATE_DIR
     """Where the outbox, cursors and paired devices live (systemd's StateDirectory)."""
-    timezone: str | None = None
+    timezone: str | None = Field(default=None, validate_default=True)
     """The household's IANA time zone (e.g. ``Europe/London``); the system zone when unset."""
     status_interval_s: float = Field(default=60.0, gt=0)
     """How often the retained hub status is refreshed."""
@@ -193,29 +231,46 @@ class HubConfig(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _hub_id_into_mqtt(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic hands raw input
-        if isinstance(data, dict) and isinstance(data.get("mqtt"), dict):
+        # Without a hub_id there is nothing to copy: its absence is reported once, at the top.
+        if isinstance(data, dict) and "hub_id" in data and isinstance(data.get("mqtt"), dict):
             mqtt = dict(data["mqtt"])
-            mqtt.setdefault("hub_id", data.get("hub_id"))
+            mqtt.setdefault("hub_id", data["hub_id"])
             data = {**data, "mqtt": mqtt}
         return data
+
+    @field_validator("devices")
+    @classmethod
+    def _check_devices_unique(cls, devices: tuple[DeviceConfig, ...]) -> tuple[DeviceConfig, ...]:
+        first_by_id: dict[str, int] = {}
+        first_by_address: dict[str, int] = {}
+        for position, device in enumerate(devices):
+            earlier = first_by_id.setdefault(device.id, position)
+            if earlier != position:
+                msg = (
+                    f"devices.{position}.id {device.id!r} is also devices.{earlier}.id: "
+                    "give each device its own id"
+                )
+                raise ValueError(msg)
+            earlier = first_by_address.setdefault(device.address, position)
+            if earlier != position:
+                msg = (
+                    f"devices.{position}.address {device.address} is also "
+                    f"devices.{earlier}.address: list each device once"
+                )
+                raise ValueError(msg)
+        return devices
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, name: str | None) -> str | None:
+        _zone(name)  # raises for a zone name the system does not know
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.mqtt.hub_id != self.hub_id:
             msg = "mqtt.hub_id differs from hub_id: remove mqtt.hub_id (it is taken from hub_id)"
             raise ValueError(msg)
-        seen_ids: set[str] = set()
-        seen_addresses: set[str] = set()
-        for device in self.devices:
-            if device.id in seen_ids:
-                msg = f"device id {device.id!r} appears twice in devices: give each its own id"
-                raise ValueError(msg)
-            if device.address in seen_addresses:
-                msg = f"address {device.address} appears twice in devices: list each device once"
-                raise ValueError(msg)
-            seen_ids.add(device.id)
-            seen_addresses.add(device.address)
-        self.zone()  # raises for an unknown zone name
         return self
 
     @classmethod
@@ -242,7 +297,15 @@ class HubConfig(BaseSettings):
 
 def _zone(name: str | None) -> ZoneInfo:
     if name is None:
-        name = _system_zone_name()
+        system = _system_zone_name()
+        try:
+            return ZoneInfo(system)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = (
+                f"timezone is unset and the system zone {system!r} (from TZ or /etc/localtime) is "
+                "not an IANA zone name: set timezone, e.g. 'Europe/London'"
+            )
+            raise ValueError(msg) from exc
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -276,8 +339,17 @@ def load_config(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH) -> HubConfig
             "or pass --config PATH"
         )
         raise ConfigError(msg) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"{file}: cannot read the configuration file ({exc}); check its permissions"
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{file}: the configuration file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        )
+        raise ConfigError(msg) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        msg = (
+            f"{file}: cannot read the configuration file ({reason}); check that it is a file "
+            "readable by the gateway user"
+        )
         raise ConfigError(msg) from exc
     try:
         data = tomllib.loads(text)
@@ -293,20 +365,143 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "<config>") -> Hu
         return HubConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_explain_settings_error(exc, source)) from exc
+
+
+def dump_redacted(config: HubConfig) -> dict[str, object]:
+    """Return the effective configuration as JSON-able data, without patient references."""
+    data: dict[str, Any] = config.model_dump(mode="json")
+    for device, dumped in zip(config.devices, data["devices"], strict=True):
+        dumped["patients"] = _redacted_table(device.patients)
+        dumped["patient"] = None if device.patient is None else _REDACTED
+        # A consent code unlocks a user's data on the device: like a PIN, it is not shown.
+        dumped["consent_codes"] = _redacted_table(device.consent_codes)
+    # The configuration holds no password, only where to read one: the mqtt section stays whole.
+    return data
+
+
+_REDACTED: Final = "<redacted>"
+
+
+def _redacted_table(table: dict[int, Any]) -> dict[str, object]:
+    return {"count": len(table), "user_indexes": sorted(table)}
 
 
 def _explain(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s) in the configuration:"]
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        hint = _HINTS.get(error["type"], "")
-        lines.append(f"  {where}: {message}{hint}")
+    errors = exc.errors(include_url=False, include_input=False, include_context=True)
+    # A bad hub_id also fails the copy the mqtt section takes of it: report it once.
+    if any(error["loc"] == ("hub_id",) for error in errors):
+        errors = [error for error in errors if error["loc"] != ("mqtt", "hub_id")]
+    overrides = _environment_overrides()
+    lines = [f"{source}: {len(errors)} problem(s) in the configuration:"]
+    for error in errors:
+        where = _dotted(error["loc"]) or "(top level)"
+        line = f"  {where}: {_message(error)}{_hint(error)}"
+        names = _overrides_for(error["loc"], overrides)
+        if names:
+            line += f" [set by the environment: {', '.join(names)}]"
+        lines.append(_scrub(line))
     return "\n".join(lines)
 
 
+def _explain_settings_error(exc: SettingsError, source: str) -> str:
+    match = re.search(r'field "([^"]+)"', str(exc))
+    field = match.group(1) if match else "?"
+    names = _overrides_for((field,), _environment_overrides()) or [f"{ENV_PREFIX}{field.upper()}"]
+    return (
+        f"{source}: {', '.join(names)} does not hold valid JSON for {field}: write a JSON object "
+        f"(or array) for the whole section, or set one field with {ENV_PREFIX}"
+        f"{field.upper()}__FIELD"
+    )
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        if part == "[key]":
+            text += " (as a key)"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _message(error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern")
+        described = _PATTERNS.get(pattern) if isinstance(pattern, str) else None
+        if described is not None:
+            return described
+    return message
+
+
+def _hint(error: ErrorDetails) -> str:
+    loc = error["loc"]
+    if loc in _FIELD_HINTS and error["type"] == "missing":
+        return _FIELD_HINTS[loc]
+    if error["type"] == "extra_forbidden" and loc and str(loc[-1]).lower() in _PASSWORD_NAMES:
+        return (
+            " (remove it: a password is never written in this file; put it in a file named by "
+            "password_file, or in an environment variable named by password_env)"
+        )
+    return _HINTS.get(error["type"], "")
+
+
+def _environment_overrides() -> dict[str, tuple[str, ...]]:
+    """Map each VITALBRIDGE_* variable's name to the field path it sets (lower case)."""
+    return {
+        name.upper(): tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX)
+    }
+
+
+def _overrides_for(loc: Sequence[int | str], overrides: dict[str, tuple[str, ...]]) -> list[str]:
+    """Name the variables that set this field, a part of it, or the section holding it."""
+    if not loc:
+        return []
+    path = tuple(str(part).lower() for part in loc if part != "[key]")
+    return sorted(
+        name
+        for name, target in overrides.items()
+        if path[: len(target)] == target or target[: len(path)] == path
+    )
+
+
+def _scrub(text: str) -> str:
+    # Settings quote a mistyped broker_url; a URL's user:password@ must not be echoed with it.
+    return _USERINFO.sub("://***@", text)
+
+
+_USERINFO: Final = re.compile(r"://[^/@\s'\"]*@")
+_PASSWORD_NAMES: Final = frozenset({"password", "passwd", "pass", "mqtt_password", "secret"})
+_PATTERNS: Final = {
+    _IDENTIFIER: "should be 1-128 letters, digits and . _ : -, starting with a letter or digit",
+    _ADDRESS: "should be a Bluetooth address written AA:BB:CC:DD:EE:FF",
+}
+_FIELD_HINTS: Final[dict[tuple[int | str, ...], str]] = {
+    ("hub_id",): ' (add hub_id = "hub-0001" before the first [section])',
+    ("mqtt",): ' (add an [mqtt] section with broker_url = "mqtts://broker.example:8883")',
+    ("mqtt", "broker_url"): ' (add broker_url = "mqtts://broker.example:8883")',
+}
 _HINTS: Final = {
     "missing": " (add this field)",
     "extra_forbidden": " (remove it: no such setting; check the spelling)",
-    "string_pattern_mismatch": " (letters, digits and . _ : - only)",
+    "literal_error": " (write one of these, in double quotes)",
+    "enum": " (write one of these, in double quotes)",
+    "int_parsing": " (write a whole number, without quotes)",
+    "int_type": " (write a whole number, without quotes)",
+    "int_from_float": " (write a whole number, without quotes)",
+    "float_parsing": " (write a number, without quotes)",
+    "float_type": " (write a number, without quotes)",
+    "bool_parsing": " (write true or false, without quotes)",
+    "bool_type": " (write true or false, without quotes)",
+    "string_type": " (write text in double quotes)",
+    "path_type": " (write a path in double quotes)",
+    "dict_type": " (write a table: a [section], or { key = value })",
+    "model_type": " (write a table: a [section], or { key = value })",
+    "model_attributes_type": " (write a table: a [section], or { key = value })",
+    "list_type": " (write an array: [ ... ], or [[section]] blocks)",
+    "tuple_type": " (write an array: [ ... ], or [[section]] blocks)",
 }
