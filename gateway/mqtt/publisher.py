@@ -169,7 +169,7 @@ class Publisher:
         self._flight_sent = asyncio.Event()
         # Readings whose successful PUBACK came and whose ack is not yet submitted.
         self._to_ack: list[OutboxRecord] = []
-        self._ack_wanted = asyncio.Event()
+        self._ack_scheduled = False
         # Window slots taken: a slot is free once the reading is acked or released, so the
         # outbox never has more than the window in flight either.
         self._slots_used = 0
@@ -344,7 +344,6 @@ class Publisher:
                 self._tasks = tasks
                 tasks.create_task(self._watch(client), name="mqtt-watch")
                 tasks.create_task(self._watch_pubacks(), name="mqtt-puback-timeout")
-                tasks.create_task(self._ack_delivered(), name="outbox-ack")
                 tasks.create_task(self._drain(client), name="outbox-drain")
         except BaseExceptionGroup as group:
             lost, other = group.split(_ConnectionLostError)
@@ -525,19 +524,25 @@ class Publisher:
         # Out of the in-flight book now: a connection lost from here on acks it, never resends.
         self._inflight.pop(record.reading_id, None)
         self._to_ack.append(record)
-        self._ack_wanted.set()
+        if not self._ack_scheduled:
+            # At the end of this loop turn: every PUBACK read from the socket meanwhile joins.
+            self._ack_scheduled = True
+            asyncio.get_running_loop().call_soon(self._submit_acks)
 
-    async def _ack_delivered(self) -> NoReturn:
-        # Acks that arrive while one commit runs wait for it and go together in the next.
-        while True:
-            if not self._to_ack:
-                self._ack_wanted.clear()
-                await self._ack_wanted.wait()
-                continue
-            records, self._to_ack = self._to_ack, []
-            # Shielded: a cancel arriving now must not leave the ack half done; the rows are
-            # acked or, if the ack itself fails, still stored (a duplicate later, never a loss).
-            await asyncio.shield(self._ack_records(records))
+    def _submit_acks(self) -> None:
+        self._ack_scheduled = False
+        tasks = self._tasks
+        if tasks is None or not self._to_ack:
+            return  # the session's end acks what is left
+        records, self._to_ack = self._to_ack, []
+        # Submitted at once, not after the previous ack returns: the outbox's group commit puts
+        # whatever arrives during one commit into the next, which starts as the first ends.
+        tasks.create_task(self._ack_shielded(records), name="outbox-ack")
+
+    async def _ack_shielded(self, records: list[OutboxRecord]) -> None:
+        # Shielded: a cancel arriving now must not leave the ack half done; the rows are acked
+        # or, if the ack itself fails, still stored (a duplicate later, never a loss).
+        await asyncio.shield(self._ack_records(records))
 
     async def _ack_records(self, records: list[OutboxRecord]) -> None:
         try:
