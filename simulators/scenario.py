@@ -49,6 +49,7 @@ from pydantic_core import PydanticCustomError
 from simulators.devices import (
     DEVICE_TYPES,
     PROFILES,
+    QUIRK_BEHAVIOURS,
     Behaviours,
     ContinuousOximeter,
     DeviceIdentity,
@@ -171,6 +172,12 @@ class BehavioursSpec(_Strict):
     """A slow link: wait this long after each notification."""
     notification_loss_rate: float = 0.0
     """A lossy link: the share of notifications dropped, 0..1."""
+    requires_clock_set: bool = False
+    """Vendor quirk: send nothing until the hub writes Current Time (model VB-xx-QCLOCK)."""
+    zero_fills_absent_fields: bool = False
+    """Vendor quirk (cuff): send zero for the unmeasured mean and pulse (model VB-BP-QZERO)."""
+    consent_required_to_send: bool = False
+    """Vendor quirk (scales): send nothing until UDS consent (model VB-xx-QCONSENT)."""
 
     @field_validator("clock_start", mode="before")
     @classmethod
@@ -347,6 +354,18 @@ class DeviceSpec(_Strict):
                     f"{MAX_UDS_USERS} consent codes"
                 ),
             )
+        for quirk in QUIRK_BEHAVIOURS:
+            if getattr(self.behaviours, quirk) and quirk not in self.device_type.QUIRKS_SIMULATED:
+                showing = sorted(
+                    kind for kind, cls in DEVICE_TYPES.items() if quirk in cls.QUIRKS_SIMULATED
+                )
+                yield (
+                    f"behaviours.{quirk}",
+                    (
+                        f"a {self.type} does not simulate {quirk}; remove it, or use one of: "
+                        f"{_choices(showing)}"
+                    ),
+                )
         schedule = self.schedule
         if schedule.users and not multi_user:
             yield "schedule.users", _single_user(self.type, "schedule.users")

@@ -20,6 +20,7 @@ from simulators.devices.blood_pressure import BloodPressureCuff
 from simulators.devices.clock import EPOCH_1970, Clock, DeviceClock, ManualClock, SystemClock
 from simulators.devices.config import (
     LOW_BATTERY_PERCENT,
+    QUIRK_BEHAVIOURS,
     Behaviours,
     DeviceIdentity,
     Pairing,
@@ -56,6 +57,7 @@ __all__ = [
     "LOW_BATTERY_PERCENT",
     "NORMAL",
     "PROFILES",
+    "QUIRK_BEHAVIOURS",
     "Behaviours",
     "BloodPressureCuff",
     "BodyCompositionScale",

@@ -36,6 +36,7 @@ from simulators.devices._tasks import TaskSet
 from simulators.devices.clock import Clock, DeviceClock, SystemClock
 from simulators.devices.config import (
     LOW_BATTERY_PERCENT,
+    QUIRK_BEHAVIOURS,
     DeviceIdentity,
     Pairing,
     PayloadFault,
@@ -62,6 +63,13 @@ DISCONNECT_TIMEOUT_S: Final = 5.0
 """How long the device waits for its controller to confirm a disconnection."""
 CTS_DATA_FIELD_IGNORED: Final = 0x80
 """Current Time Service ATT error "Data field ignored": a time write the device refuses."""
+# What each vendor-quirk behaviour adds to the default model number, so that the quirk table
+# (device_profiles.quirks) finds a quirky simulator by its Device Information.
+_QUIRK_MODEL_TAGS: Final = {
+    "requires_clock_set": "QCLOCK",
+    "zero_fills_absent_fields": "QZERO",
+    "consent_required_to_send": "QCONSENT",
+}
 
 
 class SimulatedDevice(abc.ABC):
@@ -75,6 +83,8 @@ class SimulatedDevice(abc.ABC):
     ADVERTISED_SERVICES: ClassVar[tuple[int, ...]]
     HAS_CURRENT_TIME: ClassVar[bool] = True
     MANUFACTURER: ClassVar[str] = "Vitalbridge Simulated Devices"
+    QUIRKS_SIMULATED: ClassVar[frozenset[str]] = frozenset()
+    """The vendor-quirk behaviours (config.QUIRK_BEHAVIOURS) this device type can show."""
 
     def __init__(
         self,
@@ -86,6 +96,12 @@ class SimulatedDevice(abc.ABC):
         self.device = device
         self.config = config or SimulatorConfig()
         self.behaviours = self.config.behaviours
+        unsupported = self.behaviours.quirks - self.QUIRKS_SIMULATED
+        if unsupported:
+            raise ValueError(
+                f"a {self.KIND} does not simulate {', '.join(sorted(unsupported))}; switch it "
+                f"off, or use a device type that does"
+            )
         self.clock: Clock = clock or SystemClock()
         seed = self.config.seed
         # Separate streams, so that link losses or pairing never shift the readings of a seed.
@@ -108,6 +124,7 @@ class SimulatedDevice(abc.ABC):
         self._passkeys: asyncio.Queue[int] = asyncio.Queue()
         self._measurements_taken = 0
         self._disconnect_timer: asyncio.Task[None] | None = None
+        self._clock_written_on: Link | None = None
         if self.behaviours.pairing is not None:
             device.pairing_config_factory = self._pairing_config
         device.on(device.EVENT_CONNECTION, self._on_connection)
@@ -272,6 +289,8 @@ class SimulatedDevice(abc.ABC):
             link.lost.set_result(None)
         if self._link is link:
             self._link = None
+        if self._clock_written_on is link:
+            self._clock_written_on = None
         if self._disconnect_timer is not None:
             self._disconnect_timer.cancel()
             self._disconnect_timer = None
@@ -282,6 +301,19 @@ class SimulatedDevice(abc.ABC):
 
     def _on_link_down(self, link: Link) -> None:  # noqa: B027 - an optional hook
         """Forget a hub's link that is gone: RACP transfers stop, consent ends (a hook)."""
+
+    def _on_clock_written(self, link: Link) -> None:  # noqa: B027 - an optional hook
+        """Send what was held back for the clock quirk, now that the hub set the clock (a hook)."""
+
+    @property
+    def clock_written(self) -> bool:
+        """Whether the connected hub has written Current Time on this link."""
+        return self._link is not None and self._clock_written_on is self._link
+
+    @property
+    def measurements_released(self) -> bool:
+        """Whether the clock quirk lets the device send measurements on the link now."""
+        return not self.behaviours.requires_clock_set or self.clock_written
 
     async def _advertise(self) -> None:
         name = self.device.name
@@ -353,7 +385,17 @@ class SimulatedDevice(abc.ABC):
 
     def _default_identity(self) -> DeviceIdentity:
         address = "".join(c for c in str(self.device.random_address) if c in string.hexdigits)
-        return DeviceIdentity(self.MANUFACTURER, self.MODEL, f"SIM-{address[-8:]}", "2.1.0")
+        return DeviceIdentity(self.MANUFACTURER, self._model(), f"SIM-{address[-8:]}", "2.1.0")
+
+    def _model(self) -> str:
+        """Return the model number: MODEL, or a quirky device's family and quirks (VB-BP-QZERO)."""
+        tags = [
+            _QUIRK_MODEL_TAGS[name] for name in QUIRK_BEHAVIOURS if getattr(self.behaviours, name)
+        ]
+        if not tags:
+            return self.MODEL
+        # The family is the model without its number: VB-BP200 is a VB-BP.
+        return "-".join([self.MODEL.rstrip(string.digits), *tags])
 
     def _battery_level(self) -> BatteryLevel:
         return BatteryLevel(Number(self.battery_percent, 0))
@@ -367,7 +409,6 @@ class SimulatedDevice(abc.ABC):
         return DateTime.from_datetime(self.device_clock.now())
 
     def _write_current_time(self, link: Link, data: bytes) -> None:
-        del link
         try:
             timestamp = CurrentTime.decode(data).timestamp
         except DecodeError as exc:
@@ -376,6 +417,10 @@ class SimulatedDevice(abc.ABC):
             raise att.ATT_Error(CTS_DATA_FIELD_IGNORED)
         self.device_clock.set(timestamp)
         logger.debug("device_clock_set", extra={"device": self.device.name})
+        first_on_link = self._clock_written_on is not link
+        self._clock_written_on = link
+        if first_on_link and self.behaviours.requires_clock_set:
+            self._on_clock_written(link)
 
     # -- sending ------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ While the cuff inflates and deflates it notifies Intermediate Cuff Pressure; the
 as a Blood Pressure Measurement indication. Readings taken with no hub listening are kept and
 sent, oldest first, as soon as a hub subscribes to the measurement (as Omron-style cuffs do,
 without RACP); a confirmed indication removes a record from the memory.
+
+Two vendor quirks can be switched on (Behaviours): `requires_clock_set`, a cuff that sends
+nothing, not even intermediate cuff pressures, until the hub writes Current Time on the link,
+and then sends what it kept; and `zero_fills_absent_fields`, a cuff that measures neither mean
+arterial pressure nor pulse rate yet sends both as zero, the pulse rate with its present flag.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from device_profiles.blood_pressure import (
     BloodPressureStatus,
     IntermediateCuffPressure,
 )
-from simulators.devices.base import SimulatedDevice
+from simulators.devices.base import Link, SimulatedDevice
 
 __all__ = ["BloodPressureCuff"]
 
@@ -37,6 +42,10 @@ _INFLATION_STEP_MMHG: Final = 40
 _DEFLATION_STEP_MMHG: Final = 25
 _INFLATE_ABOVE_SYSTOLIC_MMHG: Final = 30
 _PULSE_RANGE: Final = (40, 180)
+_PULSE_RATE_RANGE: Final = (
+    BloodPressureStatus.PULSE_RATE_ABOVE_UPPER_LIMIT
+    | BloodPressureStatus.PULSE_RATE_BELOW_LOWER_LIMIT
+)
 
 
 def _mmhg(value: int) -> Number:
@@ -51,6 +60,9 @@ class BloodPressureCuff(SimulatedDevice):
     MODEL: ClassVar[str] = "VB-BP200"
     APPEARANCE: ClassVar[int] = 0x0381  # Blood Pressure: Arm
     ADVERTISED_SERVICES: ClassVar[tuple[int, ...]] = (0x1810,)
+    QUIRKS_SIMULATED: ClassVar[frozenset[str]] = frozenset(
+        {"requires_clock_set", "zero_fills_absent_fields"}
+    )
 
     measurement_characteristic: gatt.Characteristic[bytes]
     intermediate_characteristic: gatt.Characteristic[bytes]
@@ -84,7 +96,13 @@ class BloodPressureCuff(SimulatedDevice):
 
     def _on_subscription(self, bearer: object, notify: bool, indicate: bool) -> None:
         del bearer, notify
-        if indicate and self._memory:
+        if indicate and self._memory and self.measurements_released:
+            stored = self.deliver_stored(self.measurement_characteristic, self._memory)
+            self.spawn(stored, "flush")
+
+    def _on_clock_written(self, link: Link) -> None:
+        del link
+        if self._memory and self.subscribed(self.measurement_characteristic, indicate=True):
             stored = self.deliver_stored(self.measurement_characteristic, self._memory)
             self.spawn(stored, "flush")
 
@@ -101,23 +119,34 @@ class BloodPressureCuff(SimulatedDevice):
             status |= BloodPressureStatus.PULSE_RATE_ABOVE_UPPER_LIMIT
         elif reading.pulse_rate < _PULSE_RANGE[0]:
             status |= BloodPressureStatus.PULSE_RATE_BELOW_LOWER_LIMIT
+        mean_arterial_pressure = _mmhg(reading.mean_arterial_pressure)
+        pulse_rate = _mmhg(reading.pulse_rate)
+        if self.behaviours.zero_fills_absent_fields:
+            # It measures neither, and its firmware fills both fields with zero regardless; with
+            # no pulse rate it cannot judge the pulse rate range either.
+            mean_arterial_pressure = pulse_rate = _mmhg(0)
+            status &= ~_PULSE_RATE_RANGE
+        elif special:
+            # A cuff that cannot resolve the mean reports NRes; the pulse it lost, NaN.
+            mean_arterial_pressure = Number.special_value(SpecialValue.NRES)
+            pulse_rate = Number.special_value(SpecialValue.NAN)
         measurement = BloodPressureMeasurement(
             _mmhg(reading.systolic),
             _mmhg(reading.diastolic),
-            # A cuff that cannot resolve the mean reports NRes; the pulse it lost, NaN.
-            Number.special_value(SpecialValue.NRES)
-            if special
-            else _mmhg(reading.mean_arterial_pressure),
+            mean_arterial_pressure,
             timestamp=self.timestamp(),
-            pulse_rate=Number.special_value(SpecialValue.NAN)
-            if special
-            else _mmhg(reading.pulse_rate),
+            pulse_rate=pulse_rate,
             measurement_status=status,
         )
-        if self.subscribed(self.intermediate_characteristic, indicate=False):
+        released = self.measurements_released
+        if released and self.subscribed(self.intermediate_characteristic, indicate=False):
             await self._send_cuff_pressures(reading.systolic, reading.diastolic)
-        if self.subscribed(self.measurement_characteristic, indicate=True) and await self.send(
-            self.measurement_characteristic, measurement, indicate=True, measurement=True
+        if (
+            released
+            and self.subscribed(self.measurement_characteristic, indicate=True)
+            and await self.send(
+                self.measurement_characteristic, measurement, indicate=True, measurement=True
+            )
         ):
             self.after_send()
             return measurement

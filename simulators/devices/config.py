@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOW_BATTERY_PERCENT",
+    "QUIRK_BEHAVIOURS",
     "Behaviours",
     "DeviceIdentity",
     "Pairing",
@@ -23,6 +24,13 @@ __all__ = [
     "Sent",
     "SimulatorConfig",
 ]
+
+QUIRK_BEHAVIOURS: Final = (
+    "requires_clock_set",
+    "zero_fills_absent_fields",
+    "consent_required_to_send",
+)
+"""The Behaviours fields that are vendor quirks (device_profiles.quirks lists the models)."""
 
 LOW_BATTERY_PERCENT: Final = 10
 """At or below this level a device reports a low battery where its profile has a flag for it."""
@@ -82,6 +90,15 @@ class Behaviours:
     """A slow link: wait this long after each notification."""
     notification_loss_rate: float = 0.0
     """A lossy link: the share of notifications dropped (indications are acknowledged, never)."""
+    requires_clock_set: bool = False
+    """A vendor quirk: send no measurement, live or kept, until a hub writes Current Time on the
+    link; then send what is kept, as on subscription. Its default model is VB-xx-QCLOCK."""
+    zero_fills_absent_fields: bool = False
+    """A vendor quirk (cuff): send zero, with its present flag, for the mean arterial pressure
+    and pulse rate the cuff does not measure. Its default model is VB-BP-QZERO."""
+    consent_required_to_send: bool = False
+    """A vendor quirk (scales): send no reading at all on a link, not even an unknown user's,
+    until the hub gives User Data Service consent on it. Its default model is VB-xx-QCONSENT."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.battery_percent <= 100:  # noqa: PLR2004 - a percentage
@@ -103,6 +120,11 @@ class Behaviours:
             raise ValueError("advertising_interval_ms must be within 20..10240")
         if not math.isfinite(self.clock_drift_ppm):
             raise ValueError("clock_drift_ppm must be a finite number")
+
+    @property
+    def quirks(self) -> frozenset[str]:
+        """The names of the vendor-quirk behaviours switched on."""
+        return frozenset(name for name in QUIRK_BEHAVIOURS if getattr(self, name))
 
     @property
     def low_battery(self) -> bool:

@@ -7,6 +7,11 @@ only and body fat as "measurement unsuccessful", since it lacks the height and a
 Body Composition Measurements longer than the link's ATT_MTU allows are split into packets with
 `body_composition.split`. Readings nobody received are kept and sent once a hub subscribes, or
 after it gives consent for their user.
+
+Two vendor quirks can be switched on (Behaviours): `consent_required_to_send`, a scale that sends
+no reading at all on a link, not even an unknown user's, until the hub gives UDS consent on it,
+and `requires_clock_set`, one that sends nothing until the hub writes Current Time on the link.
+Either way the readings are kept meanwhile and sent once the hub has done what the scale needs.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ class WeightScale(SimulatedDevice):
     MODEL: ClassVar[str] = "VB-WS300"
     APPEARANCE: ClassVar[int] = 0x0C80  # Generic Weight Scale
     ADVERTISED_SERVICES: ClassVar[tuple[int, ...]] = (0x181D,)
+    QUIRKS_SIMULATED: ClassVar[frozenset[str]] = frozenset(
+        {"consent_required_to_send", "requires_clock_set"}
+    )
 
     weight_characteristic: gatt.Characteristic[bytes]
     users: UserDataServer
@@ -153,8 +161,18 @@ class WeightScale(SimulatedDevice):
         )
         return ScaleReading(weight)
 
+    @property
+    def consent_released(self) -> bool:
+        """Whether the consent quirk lets the scale send readings on the link now."""
+        if not self.behaviours.consent_required_to_send:
+            return True
+        link = self.link
+        return link is not None and link.user_index != UNKNOWN_USER
+
     async def _deliver(self, reading: ScaleReading) -> bool:
         """Indicate one reading (and its analysis); return whether all of it went out."""
+        if not (self.consent_released and self.measurements_released):
+            return False
         return await self.send(
             self.weight_characteristic, reading.weight, indicate=True, measurement=True
         )
@@ -167,6 +185,11 @@ class WeightScale(SimulatedDevice):
     def _on_consent(self, link: Link) -> None:
         del link
         if self._memory:
+            self.spawn(self._flush(), "flush")
+
+    def _on_clock_written(self, link: Link) -> None:
+        del link
+        if self._memory and self.subscribed(self.weight_characteristic, indicate=True):
             self.spawn(self._flush(), "flush")
 
     async def _flush(self) -> None:
