@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from gateway.errors import ConfigError
+from gateway.hubclock import HubClockPolicy
 from gateway.mqtt.settings import PublisherSettings  # noqa: TC001 - pydantic needs it at runtime
 from gateway.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, OutboxPolicy
 
@@ -223,6 +224,9 @@ class HubConfig(BaseSettings):
     """Where the outbox, cursors and paired devices live (systemd's StateDirectory)."""
     timezone: str | None = Field(default=None, validate_default=True)
     """The household's IANA time zone (e.g. ``Europe/London``); the system zone when unset."""
+    hub_clock: HubClockPolicy = HubClockPolicy.AUTO
+    """When to set device clocks from the hub's: ``auto`` (only when NTP has synchronised it),
+    ``trusted`` (always) or ``never`` (only read them and record their offset)."""
     status_interval_s: float = Field(default=60.0, gt=0)
     """How often the retained hub status is refreshed."""
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)

@@ -1,1 +1,1 @@
-"""Bluetooth LE: the backend chosen by configuration, the scanner and registry, per-device sessions."""
+"""Bluetooth LE: the backend chosen by configuration, scanner and registry, device sessions."""
