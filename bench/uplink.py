@@ -349,6 +349,20 @@ class TimedOutbox:
             self.done.set()
         return result
 
+    async def ack_and_next_batch(
+        self, reading_ids: Iterable[str], limit: int
+    ) -> tuple[int, Sequence[OutboxRecord]]:
+        """Note the PUBACK moment of each, then ack them and hand out more in one outbox call."""
+        ids = list(reading_ids)
+        now = time.perf_counter()
+        for reading_id in ids:
+            self.pubacked_at[reading_id] = now
+        result = await self._outbox.ack_and_next_batch(ids, limit)
+        self.acked += len(ids)
+        if self.acked >= self.expected:
+            self.done.set()
+        return result
+
     async def release(self, reading_id: str, error: str | None) -> object:
         """Delegate to the outbox."""
         return await self._outbox.release(reading_id, error)

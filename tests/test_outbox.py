@@ -320,6 +320,83 @@ async def test_a_cancelled_next_batch_puts_its_items_back(db):
 
 
 @pytest.mark.asyncio
+async def test_ack_and_next_batch_acks_then_hands_out_in_one_trip(db):
+    async with asyncio.timeout(BOUND_S), await Outbox.open(db) as outbox:
+        await outbox.put_many(
+            [entry(f"c{i}", "cuff", i) for i in range(4)]
+            + [entry(f"s{i}", "scale", i) for i in range(2)]
+        )
+        first = await outbox.next_batch(3)
+        assert ids_of(first) == ["c0", "s0", "c1"]
+        before = outbox.status().commits
+        # The acked rows' slots are free before the hand-out: 3 in flight, 2 acked, 2 more out.
+        acked, more = await outbox.ack_and_next_batch(["c0", "s0"], 2)
+        assert acked == 2
+        # Round-robin goes on where it left off, each device in measurement order.
+        assert ids_of(more) == ["s1", "c2"]
+        status = outbox.status()
+        assert (status.depth, status.in_flight, status.commits - before) == (4, 3, 1)
+        assert {"c0", "s0"}.isdisjoint(await asyncio.to_thread(committed_ids, db))
+        # Limit 0 only acks; an id that is not stored is not counted.
+        assert await outbox.ack_and_next_batch(["c1", "s1", "gone"], 0) == (2, [])
+        assert outbox.status().in_flight == 1
+        # No ids: a plain hand-out.
+        acked, last = await outbox.ack_and_next_batch([], 5)
+        assert (acked, ids_of(last)) == (0, ["c3"])
+        with pytest.raises(ValueError, match="negative"):
+            await outbox.ack_and_next_batch(["c2"], -1)
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_ack_and_next_batch_keeps_the_acks_and_puts_the_items_back(db):
+    async with asyncio.timeout(BOUND_S), await Outbox.open(db) as outbox:
+        await outbox.put_many([entry("a"), entry("b", minute=1), entry("c", minute=2)])
+        assert ids_of(await outbox.next_batch(1)) == ["a"]
+        gate = threading.Event()
+        blocker = outbox._submit(lambda _store: gate.wait(BOUND_S))
+        async with asyncio.TaskGroup() as group:
+            settling = group.create_task(outbox.ack_and_next_batch(["a"], 10))
+            await asyncio.sleep(0)  # queued on the writer thread behind the blocker
+            settling.cancel()
+            gate.set()
+            await blocker
+            await outbox._submit(lambda _store: None)  # the thread has acked a, handed b, c out
+        assert settling.cancelled()
+        assert outbox.status().depth == 2
+        assert ids_of(await outbox.next_batch(10)) == ["b", "c"]
+
+
+def test_acks_commit_without_fsync_and_puts_stay_fsynced(db):
+    store = OutboxStore(db)
+    try:
+        store.put_groups([[entry("a"), entry("b", minute=1)]])
+        store.next_batch(2)
+        statements: list[str] = []
+        store._conn.set_trace_callback(statements.append)
+        assert store.ack_many(["a"]) == 1
+        # An ack lost to a power cut is a duplicate later, never a loss: its commit skips the
+        # WAL fsync, and the connection is back to FULL for everything after it.
+        assert [
+            sql
+            for sql in statements
+            if "synchronous" in sql or sql in {"BEGIN IMMEDIATE", "COMMIT"}
+        ] == [
+            "PRAGMA synchronous = NORMAL",
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            "PRAGMA synchronous = FULL",
+        ]
+        statements.clear()
+        store.put_groups([[entry("c", minute=2)]])
+        assert not any("synchronous" in sql for sql in statements)
+        store._conn.set_trace_callback(None)
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert store.status().depth == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.asyncio
 async def test_next_batch_limit_must_be_positive(db):
     async with asyncio.timeout(BOUND_S), await Outbox.open(db) as outbox:
         with pytest.raises(ValueError, match="at least 1"):

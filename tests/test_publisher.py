@@ -763,3 +763,113 @@ def test_refusals_count_in_rounds_per_kind_and_clear_on_delivery():
 )
 def test_schema_version_is_read_cheaply_and_correctly(payload, expected):
     assert schema_version_of(payload, "default") == expected
+
+
+class BatchingOutbox(RecordingOutbox):
+    """The recording outbox with the real outbox's one-trip ack and hand-out, recorded too."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(outbox)
+        self.ack_groups: list[list[str]] = []
+        self.combined_limits: list[int] = []
+
+    async def ack_and_next_batch(self, reading_ids, limit: int) -> tuple[int, list[OutboxItem]]:
+        ids = list(reading_ids)
+        self.ack_groups.append(ids)
+        self.combined_limits.append(limit)
+        acked, batch = await self.outbox.ack_and_next_batch(ids, limit)
+        if acked != len(ids):
+            self.unexpected.append(f"ack_and_next_batch {ids}: {acked} stored")
+        self.max_in_flight = max(self.max_in_flight, self.outbox.status().in_flight)
+        for reading_id in ids:
+            self.acks[reading_id] += 1
+            self.acked_order.append(reading_id)
+        self._notify()
+        return acked, batch
+
+
+@pytest.mark.asyncio
+async def test_acks_go_in_groups_with_the_next_hand_out_and_the_window_still_bounds(
+    mosquitto, tmp_path
+):
+    broker = mosquitto()
+    async with await Outbox.open(tmp_path / "outbox.sqlite3") as real:
+        outbox = BatchingOutbox(real)
+        stream = entries(120, device="cuff-1") + entries(80, device="scale-1")
+        await outbox.put(stream)
+        publisher = Publisher(settings_for(broker, window=6), outbox)
+        async with asyncio.timeout(BOUND_S), Subscriber(broker, READINGS) as sub:
+            async with running(publisher):
+                await outbox.wait_until_empty()
+            await sub.barrier()
+    expected = {record.reading_id for record in stream}
+    # Every reading acked once, after its PUBACK, through the one-trip call only.
+    assert outbox.acks == Counter(dict.fromkeys(expected, 1))
+    assert set(sub.reading_ids()) == expected
+    assert outbox.unexpected == []
+    assert sum(len(group) for group in outbox.ack_groups) == len(stream)
+    # Acked slots are refilled in the same trip, never beyond the window.
+    assert max(outbox.limits + outbox.combined_limits) <= 6
+    assert outbox.max_in_flight == 6
+    assert any(limit > 0 for limit in outbox.combined_limits)
+    # Each device's readings were acked in measurement order (they are published in it).
+    for device in ("cuff-1", "scale-1"):
+        mine = [rid for rid in outbox.acked_order if rid.startswith(f"r-{device}-")]
+        assert mine == [r.reading_id for r in stream if r.device_id == device]
+    status = publisher.status
+    assert (status.published, status.acked, status.republished) == (200, 200, 0)
+
+
+DEVICES = f"{PREFIX}hubs/{HUB}/devices/#"
+
+
+@pytest.mark.asyncio
+async def test_device_state_is_retained_and_sent_again_after_a_reconnect(mosquitto, outbox):
+    broker = mosquitto()
+    topic = f"{PREFIX}hubs/{HUB}/devices/cuff-1"
+    publisher = Publisher(settings_for(broker), outbox)
+    # Before any connect: kept, not acknowledged, sent once connected.
+    assert not await publisher.publish_device_state("cuff-1", {"state": "pairing"})
+    async with asyncio.timeout(BOUND_S):
+        async with running(publisher):
+            await publisher.wait_for_status(lambda s: s.state is PublisherState.CONNECTED)
+            assert await publisher.publish_device_state("cuff-1", {"state": "connected"})
+            assert await publisher.publish_device_state("scale-1", {"state": "idle"})
+            # A subscriber that comes later finds the latest document, retained.
+            async with Subscriber(broker, DEVICES) as late:
+                await late.wait_for(lambda ms: len(ms) == 2)
+            states = {m.topic.value: (m.retain, body(m)) for m in late.messages}
+            assert states == {
+                topic: (True, {"state": "connected"}),
+                f"{PREFIX}hubs/{HUB}/devices/scale-1": (True, {"state": "idle"}),
+            }
+            assert late.messages[0].qos == 1
+            assert late.messages[0].properties.ContentType == "application/json"
+
+            # The broker keeps nothing across a restart (no persistence): what a subscriber
+            # finds afterwards is what the publisher sent again on its reconnect.
+            broker.kill()
+            await publisher.wait_for_status(lambda s: s.connections_lost >= 1)
+            assert not await publisher.publish_device_state("cuff-1", {"state": "lost"})
+            broker.start()
+            await publisher.wait_for_status(lambda s: s.connects >= 2)
+            async with Subscriber(broker, DEVICES) as again:
+                await again.wait_for(
+                    lambda ms: (
+                        {m.topic.value: body(m) for m in ms}
+                        == {
+                            topic: {"state": "lost"},
+                            f"{PREFIX}hubs/{HUB}/devices/scale-1": {"state": "idle"},
+                        }
+                    )
+                )
+    with pytest.raises(ValueError, match="not a single MQTT topic level"):
+        await publisher.publish_device_state("cuff/1", {"state": "idle"})
+
+
+def test_device_topics_are_one_level_under_the_hub():
+    topics = PublisherSettings(broker_url="mqtt://h", hub_id="h", topic_prefix="a").topics
+    assert topics.device("cuff-1") == "a/hubs/h/devices/cuff-1"
+    for bad in ("", "a/b", "+", "#", "x\x00"):
+        with pytest.raises(ValueError, match="not a single MQTT topic level"):
+            topics.device(bad)

@@ -45,7 +45,7 @@ from gateway.mqtt.status import PublisherState, PublisherStatus
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Coroutine, Iterable
+    from collections.abc import Callable, Coroutine, Iterable, Sequence
 
     from paho.mqtt.reasoncodes import ReasonCode
 
@@ -74,6 +74,17 @@ class _AcksMany(Protocol):
 
     async def ack_many(self, reading_ids: Iterable[str]) -> object:
         """Delete delivered readings in one transaction."""
+        ...
+
+
+@runtime_checkable
+class _AcksAndHandsOut(Protocol):
+    """An outbox that acks and hands out in one call (``Outbox.ack_and_next_batch``)."""
+
+    async def ack_and_next_batch(
+        self, reading_ids: Iterable[str], limit: int
+    ) -> tuple[int, Sequence[OutboxRecord]]:
+        """Ack delivered readings, then hand out up to ``limit`` (0: none)."""
         ...
 
 
@@ -150,6 +161,9 @@ class Publisher:
         self._settings = settings
         self._outbox = outbox
         self._ack_many = outbox.ack_many if isinstance(outbox, _AcksMany) else None
+        self._ack_and_next = (
+            outbox.ack_and_next_batch if isinstance(outbox, _AcksAndHandsOut) else None
+        )
         self._topics = settings.topics
         self._endpoint = settings.endpoint
         self._clock = clock
@@ -161,7 +175,6 @@ class Publisher:
         self._client: BrokerClient | None = None
         self._properties: dict[str, Properties | None] = {}
         self._reading_topics: dict[str, str] = {}
-        self._slot_freed = asyncio.Event()
         # Reading id -> whether its PUBLISH went out, for everything handed out and not settled.
         self._inflight: dict[str, bool] = {}
         # Message id -> the reading it carries, in the order sent (the oldest first).
@@ -169,7 +182,10 @@ class Publisher:
         self._flight_sent = asyncio.Event()
         # Readings whose successful PUBACK came and whose ack is not yet submitted.
         self._to_ack: list[OutboxRecord] = []
-        self._ack_scheduled = False
+        # Set by a PUBACK or a freed slot: the drain has something to do.
+        self._wake = asyncio.Event()
+        # The ack (and hand-out) under way; it finishes even when the session is cancelled.
+        self._settling: asyncio.Task[list[OutboxRecord]] | None = None
         # Window slots taken: a slot is free once the reading is acked or released, so the
         # outbox never has more than the window in flight either.
         self._slots_used = 0
@@ -359,10 +375,15 @@ class Publisher:
             self._client = None
             client.on_puback = None
             self._flights.clear()
+            settling, self._settling = self._settling, None
+            if settling is not None:
+                # Its acks commit and its hand-out joins the in-flight book, released below.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(settling)
             # PUBACKed before the end: delivered, so acked rather than sent again.
             delivered, self._to_ack = self._to_ack, []
             if delivered:
-                await asyncio.shield(self._ack_records(delivered))
+                await asyncio.shield(self._settle(delivered, 0))
             await self._release_inflight("the connection closed before the PUBACK")
 
     async def _announce(self, client: BrokerClient) -> None:
@@ -464,26 +485,99 @@ class Publisher:
         loop = asyncio.get_running_loop()
         window = self._settings.window
         while True:
-            while self._slots_used >= window:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-            pause = self._refusals.pause_until - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-                continue
-            # Never more than the free part of the window: a held batch would make new readings
-            # wait behind it, where the outbox's ordering would have let them through.
-            batch = await self._outbox.next_batch(window - self._slots_used)
-            if not batch:
-                await self._outbox.wait_for_pending()
-                continue
-            now = loop.time()
-            for record in batch:
-                self._slots_used += 1
-                self._inflight[record.reading_id] = False
-                self._send(client, record, now)
-            self._flight_sent.set()
-            self._monitor.notify()
+            records, self._to_ack = self._to_ack, []
+            paused_for = self._refusals.pause_until - loop.time()
+            # The acked readings' slots are free once the ack commits, before the hand-out, so
+            # the outbox never has more than the window in flight. Never more than the free part
+            # of the window: a held batch would make new readings wait behind it, where the
+            # outbox's ordering would have let them through.
+            free = 0 if paused_for > 0 else window - self._slots_used + len(records)
+            batch: Sequence[OutboxRecord]
+            if records:
+                batch = await self._settle_shielded(records, free)
+                if self._ack_and_next is None and free > 0:
+                    batch = await self._hand_out(free)
+            elif free > 0:
+                batch = await self._hand_out(free)
+            else:
+                batch = []
+            if batch:
+                now = loop.time()
+                for record in batch:
+                    self._send(client, record, now)
+                self._flight_sent.set()
+                self._monitor.notify()
+            elif not records:
+                await self._idle(wait_for_pending=free > 0, paused_for=paused_for)
+
+    async def _hand_out(self, limit: int) -> Sequence[OutboxRecord]:
+        batch = await self._outbox.next_batch(limit)
+        self._take_slots(batch)
+        return batch
+
+    def _take_slots(self, batch: Sequence[OutboxRecord]) -> None:
+        self._slots_used += len(batch)
+        for record in batch:
+            self._inflight[record.reading_id] = False
+
+    async def _idle(self, *, wait_for_pending: bool, paused_for: float) -> None:
+        # Until a PUBACK or a freed slot (the wake), a new reading (when a slot is free) or the
+        # end of a refusal pause.
+        wake = self._wake
+        wake.clear()
+        if self._to_ack:
+            return
+        timeout = paused_for if paused_for > 0 else None
+        if not wait_for_pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
+            return
+        waits = [
+            asyncio.ensure_future(wake.wait()),
+            asyncio.ensure_future(self._outbox.wait_for_pending()),
+        ]
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waited in done:
+                waited.result()  # an outbox that closed raises here
+        finally:
+            for waited in waits:
+                waited.cancel()
+
+    async def _settle_shielded(self, records: list[OutboxRecord], limit: int) -> list[OutboxRecord]:
+        # Shielded: a cancel arriving now must not leave the ack half done; the rows are acked
+        # or, if the ack itself fails, still stored (a duplicate later, never a loss). The
+        # session's end waits for it (outside the task group, which would cancel it).
+        settling = asyncio.get_running_loop().create_task(
+            self._settle(records, limit), name="outbox-ack"
+        )
+        self._settling = settling
+        batch = await asyncio.shield(settling)
+        # Only once it is done: a cancelled wait leaves it for the session's end to wait on.
+        self._settling = None
+        return batch
+
+    async def _settle(self, records: list[OutboxRecord], limit: int) -> list[OutboxRecord]:
+        """Ack PUBACKed readings and free their slots; hand out up to ``limit`` if one trip can."""
+        ids = [record.reading_id for record in records]
+        batch: list[OutboxRecord] = []
+        try:
+            if self._ack_and_next is not None:
+                _, handed = await self._ack_and_next(ids, limit)
+                batch = list(handed)
+            elif self._ack_many is not None:
+                await self._ack_many(ids)
+            else:
+                for reading_id in ids:
+                    await self._outbox.ack(reading_id)
+            self._monitor.on_delivered_many([record.kind for record in records], self._clock())
+        finally:
+            self._free_slots(len(records))
+        self._take_slots(batch)
+        return batch
 
     def _send(self, client: BrokerClient, record: OutboxRecord, now: float) -> None:
         reading_id = record.reading_id
@@ -524,40 +618,11 @@ class Publisher:
         # Out of the in-flight book now: a connection lost from here on acks it, never resends.
         self._inflight.pop(record.reading_id, None)
         self._to_ack.append(record)
-        if not self._ack_scheduled:
-            # At the end of this loop turn: every PUBACK read from the socket meanwhile joins.
-            self._ack_scheduled = True
-            asyncio.get_running_loop().call_soon(self._submit_acks)
-
-    def _submit_acks(self) -> None:
-        self._ack_scheduled = False
-        tasks = self._tasks
-        if tasks is None or not self._to_ack:
-            return  # the session's end acks what is left
-        records, self._to_ack = self._to_ack, []
-        # Submitted at once, not after the previous ack returns: the outbox's group commit puts
-        # whatever arrives during one commit into the next, which starts as the first ends.
-        tasks.create_task(self._ack_shielded(records), name="outbox-ack")
-
-    async def _ack_shielded(self, records: list[OutboxRecord]) -> None:
-        # Shielded: a cancel arriving now must not leave the ack half done; the rows are acked
-        # or, if the ack itself fails, still stored (a duplicate later, never a loss).
-        await asyncio.shield(self._ack_records(records))
-
-    async def _ack_records(self, records: list[OutboxRecord]) -> None:
-        try:
-            if self._ack_many is not None:
-                await self._ack_many([record.reading_id for record in records])
-            else:
-                for record in records:
-                    await self._outbox.ack(record.reading_id)
-            self._monitor.on_delivered_many([record.kind for record in records], self._clock())
-        finally:
-            self._free_slots(len(records))
+        self._wake.set()
 
     def _free_slots(self, count: int) -> None:
         self._slots_used -= count
-        self._slot_freed.set()
+        self._wake.set()
 
     def _refuse_later(self, record: OutboxRecord, reason: str) -> None:
         tasks = self._tasks
