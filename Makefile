@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 COVERAGE_FLOOR ?= 95
 PACKAGES := device_profiles simulators $(wildcard gateway)
 
-.PHONY: test lint typecheck pytest bench install clean system-deps
+.PHONY: demo test lint typecheck pytest bench install clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The demo needs the simulators and, where mosquitto is missing, the embedded broker.
+DEMO_STAMP := $(VENV)/.demo-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	rm -f $(VENV)/.demo-*
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/vitalbridge demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -50,6 +61,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/decode.py
 	$(BIN)/python bench/sim.py
 	$(BIN)/python bench/uplink.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis build *.egg-info

@@ -129,9 +129,9 @@ def status(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: JsonOption = Fal
     uplink = result.get("uplink", {})
     devices = result.get("devices", {})
     connected = ", ".join(devices.get("connected") or []) or "none"
+    hub = f"Hub {result.get('hub_id')} (version {result.get('version')})"
     lines = [
-        f"Hub {result.get('hub_id')} (version {result.get('version')}), "
-        f"up {result.get('uptime_s')} s",
+        f"{hub}, up {result.get('uptime_s')} s",
         f"Uplink: {uplink.get('state')}, last publish {uplink.get('last_publish_at') or 'never'}",
         f"Outbox: {outbox.get('depth')} waiting, oldest {outbox.get('oldest_measured_at') or '-'}",
         f"Devices: {devices.get('provisioned')} provisioned, connected now: {connected}",

@@ -185,6 +185,10 @@ class BleSettings(_Section):
     """Also power-cycle the adapter (BlueZ) when restarting a silent scanner."""
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_cap_s: float = Field(default=300.0, gt=0)
+    quiet_after_s: float = Field(default=4.0, gt=0, le=60)
+    """Hang up once a device has sent nothing for this long after the sync steps."""
+    resync_interval_s: float = Field(default=30.0, ge=0)
+    """After a good session, leave a device alone this long even if it keeps advertising."""
 
 
 class OutboxSettings(_Section):

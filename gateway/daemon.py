@@ -91,8 +91,14 @@ class Daemon:
                 else (lambda: policy is HubClockPolicy.TRUSTED)
             ),
             now=_utc_now,
+            quiet_after_sync_s=config.ble.quiet_after_s,
         )
-        self.sessions = SessionManager(deps, self.store, on_session_end=self._session_ended)
+        self.sessions = SessionManager(
+            deps,
+            self.store,
+            on_session_end=self._session_ended,
+            resync_after_s=config.ble.resync_interval_s,
+        )
         self.scanner = Scanner(self.backend, self.registry, self.sessions.on_device, config.ble)
         self._device_updates: asyncio.Queue[str] = asyncio.Queue()
         self._stop = asyncio.Event()
