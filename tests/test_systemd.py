@@ -344,7 +344,6 @@ def test_unit_is_sandboxed(unit):
         "ProtectKernelModules": "yes",
         "ProtectKernelLogs": "yes",
         "ProtectControlGroups": "yes",
-        "ProtectClock": "yes",
         "ProtectHostname": "yes",
         "RestrictNamespaces": "yes",
         "RestrictRealtime": "yes",
@@ -358,7 +357,17 @@ def test_unit_is_sandboxed(unit):
         assert service.get(key) == [value], key
     # D-Bus and the notify socket, MQTT over IPv4/IPv6; nothing else (no netlink, no raw HCI).
     assert service["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
-    assert service["SystemCallFilter"][0] == "@system-service"
+    assert service["SystemCallFilter"] == ["@system-service", "~@privileged @resources", "adjtimex"]
+    # ProtectClock=yes would block adjtimex(2), which tells the daemon whether NTP has synced the
+    # clock; changing the clock stays impossible without CAP_SYS_TIME (empty bounding set).
+    assert service["ProtectClock"] == ["no"]
+    assert "CAP_SYS_TIME" not in service["CapabilityBoundingSet"][0]
+
+
+def test_unit_does_not_restart_after_a_configuration_error(unit):
+    cli = pytest.importorskip("gateway.cli", reason="the vitalbridge CLI is not in this tree")
+
+    assert unit["Service"]["RestartPreventExitStatus"] == [str(cli.EXIT_CONFIG)]
 
 
 def test_unit_passes_systemd_analyze_verify(tmp_path):
