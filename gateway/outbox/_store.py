@@ -44,12 +44,42 @@ __all__ = ["OutboxStore", "PutOutcome"]
 
 _log = structlog.get_logger(__name__)
 
+# Rows read per device beyond those asked for, so that most hand-outs need no query.
+_READ_AHEAD: Final = 32
+# SQLite's default bound on ? placeholders in one statement is 32766; stay far below.
+_SQL_VARIABLES: Final = 500
+
 # Publisher error strings are kept for diagnosis, not as logs: a bounded prefix is enough.
 _MAX_ERROR_CHARS: Final = 500
 
 
+_INSERT: Final = (
+    "INSERT INTO readings (reading_id, device_id, kind, measured_at_us, enqueued_at_us, size, "
+    "payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _row_of(entry: OutboxEntry, enqueued_at_us: int) -> tuple[object, ...]:
+    return (
+        entry.reading_id,
+        entry.device_id,
+        entry.kind,
+        to_epoch_us(entry.measured_at),
+        enqueued_at_us,
+        entry.size,
+        entry.payload,
+    )
+
+
+class _MirrorDriftError(sqlite3.DatabaseError):
+    """An in-flight row was missing when its ack deleted it: the in-memory mirror is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__("an acked in-flight reading was not stored; the outbox state drifted")
 
 
 @dataclasses.dataclass(slots=True)
@@ -97,7 +127,15 @@ class OutboxStore:
         self._conn, found_version = connect(path)
         self._commits = 0
         # reading_id -> (seq, device_id) for items handed out and not yet acked or released.
-        self._in_flight: dict[str, tuple[int, str]] = {}
+        # reading_id -> (seq, device_id, size): what an ack needs, so it need not look it up.
+        self._in_flight: dict[str, tuple[int, str, int]] = {}
+        # The connection's synchronous setting: FULL unless an ack left it at NORMAL.
+        self._fsync = True
+        # device_id -> its first pending rows (not in flight) in hand-out order, as
+        # (measured_at_us, seq, item): read ahead so that most hand-outs need no query. Always a
+        # prefix of what the query would return; dropped for a device whenever a write could
+        # put a row of it before the prefix's end (an earlier put, a release, a drop).
+        self._ahead: dict[str, collections.deque[tuple[int, int, OutboxItem]]] = {}
         self._cursor: str | None = None  # the device served last, for round-robin
         self._bound_hit = False
         # Storage trouble, for the status: a full disk clears only when a put stores a row
@@ -145,15 +183,17 @@ class OutboxStore:
     def _write(self, action: str, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
         """Run the block in one IMMEDIATE transaction; map SQLite errors to OutboxError.
 
-        ``fsync=False`` commits without syncing the WAL (synchronous=NORMAL for this one
-        transaction): it survives a crash of the process, and a power cut may undo it, never
-        tear it. Only for writes whose loss costs a duplicate, not a reading: the acks. The next
-        fsynced commit (a put) syncs the WAL up to itself, these frames included.
+        ``fsync=False`` commits without syncing the WAL (synchronous=NORMAL until the next
+        fsynced write switches back): it survives a crash of the process, and a power cut may
+        undo it, never tear it. Only for writes whose loss costs a duplicate, not a reading: the
+        acks. The next fsynced commit (a put) syncs the WAL up to itself, these frames included.
         """
         conn = self._conn
-        if not fsync:
-            conn.execute("PRAGMA synchronous = NORMAL")
         try:
+            if fsync != self._fsync:
+                # Switched only when it changes: a drain of acks alone pays for no PRAGMA.
+                conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+                self._fsync = fsync
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -177,9 +217,6 @@ class OutboxStore:
                 error=getattr(error, "sqlite_errorname", type(error).__name__),
             )
             raise failure from error
-        finally:
-            if not fsync:
-                conn.execute("PRAGMA synchronous = FULL")
         self._commits += 1
         self._storage_failed = False
         if not self._disk_full:
@@ -210,6 +247,20 @@ class OutboxStore:
         with self._write("storing readings") as conn:
             for group, outcome in zip(groups, outcomes, strict=True):
                 for entry in group:
+                    if not self._over_bound(entry, rows, size):
+                        # Room for it whether new or not: one statement stores it, or finds it
+                        # stored already (a put costs a lookup less than the general path).
+                        stored = conn.execute(
+                            _INSERT + " ON CONFLICT (reading_id) DO NOTHING",
+                            _row_of(entry, now_us),
+                        ).rowcount
+                        if stored:
+                            self._forget_ahead(entry.device_id, to_epoch_us(entry.measured_at))
+                            rows += 1
+                            size += entry.size
+                            added[entry.device_id] += 1
+                        outcome.new.append(bool(stored))
+                        continue
                     if conn.execute(
                         "SELECT 1 FROM readings WHERE reading_id = ?", (entry.reading_id,)
                     ).fetchone():
@@ -223,6 +274,7 @@ class OutboxStore:
                         if victims is None:
                             refusal = "every stored reading is in flight, none can be dropped"
                         for seq, reading_id, device_id, victim_size in victims or ():
+                            self._forget_ahead(device_id)
                             conn.execute("DELETE FROM readings WHERE seq = ?", (seq,))
                             rows -= 1
                             size -= victim_size
@@ -236,19 +288,8 @@ class OutboxStore:
                             "advance the RACP cursor) and retry after the outbox drains."
                         )
                         break
-                    conn.execute(
-                        "INSERT INTO readings (reading_id, device_id, kind, measured_at_us, "
-                        "enqueued_at_us, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            entry.reading_id,
-                            entry.device_id,
-                            entry.kind,
-                            to_epoch_us(entry.measured_at),
-                            now_us,
-                            entry.size,
-                            entry.payload,
-                        ),
-                    )
+                    conn.execute(_INSERT, _row_of(entry, now_us))
+                    self._forget_ahead(entry.device_id, to_epoch_us(entry.measured_at))
                     rows += 1
                     size += entry.size
                     added[entry.device_id] += 1
@@ -297,7 +338,7 @@ class OutboxStore:
         self, entry: OutboxEntry, rows: int, size: int
     ) -> list[tuple[int, str, str, int]] | None:
         """Pick the oldest rows not in flight whose removal makes room, or None if none can."""
-        flying = {seq for seq, _ in self._in_flight.values()}
+        flying = {seq for seq, _, _ in self._in_flight.values()}
         victims: list[tuple[int, str, str, int]] = []
         cursor = self._conn.execute(
             "SELECT seq, reading_id, device_id, size FROM readings ORDER BY measured_at_us, seq"
@@ -341,7 +382,7 @@ class OutboxStore:
         """Hand out up to `limit` pending items: per device in measurement order, round-robin."""
         if limit < 1:
             raise ValueError(f"limit={limit} must be at least 1")
-        flying = collections.Counter(device for _, device in self._in_flight.values())
+        flying = collections.Counter(device for _, device, _ in self._in_flight.values())
         available = {
             device: count - flying[device]
             for device, count in self._totals.per_device.items()
@@ -351,33 +392,51 @@ class OutboxStore:
         if not turns:
             return []
         quota = collections.Counter(turns)
-        flying_seqs = {seq for seq, _ in self._in_flight.values()}
-        queues: dict[str, collections.deque[tuple[int, OutboxItem]]] = {}
+        flying_seqs: set[int] | None = None
         for device, wanted in quota.items():
-            # In the index's (device_id, measured_at_us, seq) order, one query per device. At
-            # most flying[device] of the rows it returns are in flight (the window bounds those,
-            # so it reads few payloads for nothing), so it returns enough.
-            rows = self._conn.execute(
-                "SELECT seq, reading_id, device_id, kind, measured_at_us, payload, "
-                "enqueued_at_us, attempts, last_error FROM readings WHERE device_id = ? "
-                "ORDER BY measured_at_us, seq LIMIT ?",
-                (device, wanted + flying[device]),
-            ).fetchall()
-            queues[device] = collections.deque(
-                [(row[0], _item_of(row[1:])) for row in rows if row[0] not in flying_seqs][:wanted]
-            )
+            ahead = self._ahead.get(device)
+            if ahead is None or len(ahead) < wanted:
+                if flying_seqs is None:
+                    flying_seqs = {seq for seq, _, _ in self._in_flight.values()}
+                self._ahead[device] = self._read_ahead(device, wanted, flying[device], flying_seqs)
         batch: list[OutboxItem] = []
         for device in turns:
-            seq, item = queues[device].popleft()
-            self._in_flight[item.reading_id] = (seq, device)
+            ahead = self._ahead[device]
+            _, seq, item = ahead.popleft()
+            if not ahead:
+                del self._ahead[device]
+            self._in_flight[item.reading_id] = (seq, device, len(item.payload))
             batch.append(item)
         self._cursor = turns[-1]
         return batch
 
+    def _read_ahead(
+        self, device: str, wanted: int, flying: int, flying_seqs: set[int]
+    ) -> collections.deque[tuple[int, int, OutboxItem]]:
+        # In the index's (device_id, measured_at_us, seq) order, one query. At most `flying` of
+        # the rows it returns are in flight (the window bounds those), so it returns enough.
+        rows = self._conn.execute(
+            "SELECT seq, reading_id, device_id, kind, measured_at_us, payload, enqueued_at_us, "
+            "attempts, last_error FROM readings WHERE device_id = ? "
+            "ORDER BY measured_at_us, seq LIMIT ?",
+            (device, wanted + flying + _READ_AHEAD),
+        ).fetchall()
+        return collections.deque(
+            (row[4], row[0], _item_of(row[1:])) for row in rows if row[0] not in flying_seqs
+        )
+
+    def _forget_ahead(self, device: str, measured_at_us: int | None = None) -> None:
+        """Drop a device's read-ahead if a row at `measured_at_us` (None: any) precedes its end."""
+        ahead = self._ahead.get(device)
+        if ahead is not None and (measured_at_us is None or measured_at_us < ahead[-1][0]):
+            del self._ahead[device]
+
     def return_unsent(self, reading_ids: Iterable[str]) -> None:
         """Make handed-out items pending again without counting an attempt (never published)."""
         for reading_id in reading_ids:
-            self._in_flight.pop(reading_id, None)
+            flying = self._in_flight.pop(reading_id, None)
+            if flying is not None:
+                self._forget_ahead(flying[1])
 
     def ack(self, reading_id: str) -> bool:
         """Delete a delivered reading; True if it was stored."""
@@ -396,18 +455,43 @@ class OutboxStore:
         # Not fsynced: an ack undone by a power cut sends its reading again (a duplicate, which
         # at-least-once allows); a crash of the process keeps it. The WAL fsync per ack commit
         # would otherwise cost the drain a third of its rate.
+        # Items in flight are stored (nothing else deletes them) and their rows are known: one
+        # statement deletes them all. The SQLite calls are few because each one hands the GIL
+        # back and waits to take it again from the busy event loop.
+        flying: list[int] = []
+        seen: set[str] = set()
         with self._write("deleting delivered readings", fsync=False) as conn:
             for index, group in enumerate(groups):
                 for reading_id in group:
+                    if reading_id in seen:
+                        continue
+                    seen.add(reading_id)
+                    known = self._in_flight.get(reading_id)
+                    if known is not None:
+                        flying.append(known[0])
+                        counts[index] += 1
+                        removed[known[1]] += 1
+                        removed_size += known[2]
+                        continue
                     row = conn.execute(
                         "DELETE FROM readings WHERE reading_id = ? RETURNING device_id, size",
                         (reading_id,),
                     ).fetchone()
                     if row is None:
                         continue
+                    # A pending row acked without being handed out: maybe in the read-ahead.
+                    self._forget_ahead(row[0])
                     counts[index] += 1
                     removed[row[0]] += 1
                     removed_size += row[1]
+            for first in range(0, len(flying), _SQL_VARIABLES):
+                chunk = flying[first : first + _SQL_VARIABLES]
+                deleted = conn.execute(
+                    f"DELETE FROM readings WHERE seq IN ({','.join('?' * len(chunk))})",  # noqa: S608 - only placeholders
+                    chunk,
+                ).rowcount
+                if deleted != len(chunk):
+                    raise _MirrorDriftError
         self._totals.rows -= sum(counts)
         self._totals.size -= removed_size
         self._totals.per_device.subtract(removed)
@@ -427,6 +511,7 @@ class OutboxStore:
         flying = self._in_flight.pop(reading_id, None)
         if flying is None:
             return False
+        self._forget_ahead(flying[1])
         text = None if error is None else error[:_MAX_ERROR_CHARS]
         with contextlib.suppress(OutboxError), self._write("counting a failed publish") as conn:
             conn.execute(
