@@ -9,10 +9,12 @@ backlog drains. Every connect failure is reported in the status and retried with
 
 Per reading the drain does no more than it must: one PUBLISH from a single loop (no task or
 future per message, the PUBLISH properties packed once), the PUBACK handled in paho's callback,
-and the acks of every PUBACK that arrived during one outbox commit deleted together in the next
-(``ack_many`` when the outbox has it). A window slot is free again only once its reading's ack
-has committed, so the window bounds the readings the outbox has in flight, not only the
-PUBLISHes the broker has not answered.
+and the acks of every PUBACK that arrived during one outbox commit deleted together in the next.
+An outbox with ``ack_and_next_batch`` (``gateway.outbox.Outbox``) refills the freed slots in the
+same trip to its writer thread; one with only ``ack_many``, or only the protocol's ``ack``, is
+acked with those. A window slot is free again only once its reading's ack has committed, so the
+window bounds the readings the outbox has in flight, not only the PUBLISHes the broker has not
+answered.
 
 Device state documents (``publish_device_state``) are retained on the device's topic; the
 latest per device is sent again on every connect, after the hub status.
