@@ -7,7 +7,9 @@ Select it with bleak's own argument, `BleakScanner(..., backend=BumbleScanner)` 
 - across processes: `VITALBRIDGE_BUMBLE_HCI=unix:/path/to/hci.sock` (or `tcp-client:HOST:PORT`),
   or `configure(hci_spec=...)`, or `async with use_hci(spec): ...`; the adapter opens lazily.
 
-`reset_adapter()` closes it between tests.
+`reset_adapter()` closes it between tests. The gateway loads this module by name from its
+configuration (``ble.backend = "simulators.bleak_backend"``) and takes `scanner_backend` and
+`client_backend` from it.
 """
 
 from __future__ import annotations
@@ -45,9 +47,16 @@ __all__ = [
     "BumbleDeviceDetails",
     "BumbleScanner",
     "PasskeyEntryDelegate",
+    "client_backend",
     "configure",
     "get_adapter",
     "reset_adapter",
+    "scanner_backend",
     "use_hci",
     "use_radio",
 ]
+
+scanner_backend = BumbleScanner
+"""The scanner backend class the gateway's configurable backend loader takes from this module."""
+client_backend = BumbleClient
+"""The client backend class the gateway's configurable backend loader takes from this module."""
