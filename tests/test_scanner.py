@@ -381,3 +381,36 @@ def test_status_document(tmp_path):
         "start_failures": 0,
         "last_error": None,
     }
+
+
+@pytest.mark.asyncio
+async def test_silence_while_a_device_is_connected_is_not_a_fault(tmp_path):
+    radio = Radio(seed=40)  # nobody advertising: the only device is connected to the hub
+    asked = asyncio.Event()
+    answers = 0
+
+    def connected() -> bool:
+        nonlocal answers
+        answers += 1
+        if answers >= 3:
+            asked.set()
+        return True
+
+    settings = _settings(scan_silence_s=0.05, power_cycle_adapter=True)
+    scanner = Scanner(
+        load_backend(settings),
+        DeviceRegistry.load([], tmp_path),
+        Handed(),
+        settings,
+        connected=connected,
+    )
+    async with asyncio.timeout(TIMEOUT_S):
+        with capture_logs() as logs:
+            async with use_radio(radio), scanning(scanner):
+                await asked.wait()
+                status = scanner.snapshot()
+    assert status.restarts == 0
+    assert status.state is ScannerState.SCANNING
+    events = [e["event"] for e in logs]
+    assert "scanner_silent" not in events
+    assert events.count("scanner_silent_while_connected") >= 3

@@ -85,7 +85,12 @@ class ScannerStatus:
 
 
 class Scanner:
-    """Scan for health devices until cancelled, passing provisioned ones to a callback."""
+    """Scan for health devices until cancelled, passing provisioned ones to a callback.
+
+    `clock` ticks in seconds like the event loop's (`time.monotonic`). `connected` tells whether
+    the hub holds a device connection now: a device stops advertising while connected, so a
+    silence then is expected and the adapter (and that connection) is left alone.
+    """
 
     def __init__(
         self,
@@ -96,8 +101,10 @@ class Scanner:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        connected: Callable[[], bool] | None = None,
     ) -> None:
         self._backend = backend
+        self._connected = connected
         self._registry = registry
         self._on_device = on_device
         self._settings = settings
@@ -134,7 +141,8 @@ class Scanner:
     async def wait_until(self, predicate: Callable[[ScannerStatus], bool]) -> ScannerStatus:
         """Wait until the status (checked at each change of state or counter) satisfies `predicate`.
 
-        Advertisements alone do not wake waiters: the detection callback stays O(1).
+        Advertisements alone do not wake waiters, so the detection callback stays O(1); the first
+        sighting of an unprovisioned device does.
         """
         while not predicate(status := self.snapshot()):
             await self._changed.wait()
@@ -211,15 +219,19 @@ class Scanner:
         self._enter(ScannerState.SCANNING)
 
     async def _watch_silence(self) -> None:
-        """Return once no advertisement has come for `scan_silence_s` since the scan started."""
+        """Return once no advertisement has come for `scan_silence_s` with no device connected."""
         silence_s = self._settings.scan_silence_s
         while True:
             last = self._last_advert
             heard = self._silence_from if last is None else max(last, self._silence_from)
             remaining = heard + silence_s - self._clock()
-            if remaining <= 0:
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            elif self._connected is not None and self._connected():
+                _log.debug("scanner_silent_while_connected", silence_s=silence_s)
+                self._silence_from = self._clock()
+            else:
                 return
-            await asyncio.sleep(remaining)
 
     async def _after_silence(self) -> None:
         self._restarts += 1
