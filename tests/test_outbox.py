@@ -406,6 +406,19 @@ def test_acks_commit_without_fsync_and_puts_stay_fsynced(db):
         store.close()
 
 
+def test_the_wal_is_fsynced_at_each_put_and_checkpointed_at_4000_pages(db):
+    store = OutboxStore(db)
+    try:
+        pragma = store._conn.execute
+        assert pragma("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert pragma("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        # A drain rewrites the same index pages commit after commit; a longer WAL writes
+        # each back once for many of them.
+        assert pragma("PRAGMA wal_autocheckpoint").fetchone() == (4000,)
+    finally:
+        store.close()
+
+
 @pytest.mark.asyncio
 async def test_next_batch_limit_must_be_positive(db):
     async with asyncio.timeout(BOUND_S), await Outbox.open(db) as outbox:
