@@ -72,7 +72,7 @@ def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     from gateway.logs import configure_logging  # noqa: PLC0415 - same reason
 
     settings = _load(config)
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, hub_id=settings.hub_id)
     try:
         asyncio.run(run_daemon(settings))
     except ConfigError as exc:

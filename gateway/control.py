@@ -94,6 +94,13 @@ async def _answer(
         result = await handler(request["command"], args)
     except (VitalbridgeError, ValueError, TypeError) as exc:
         return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a daemon bug must get an answer, not a hang-up
+        _log.exception("control_handler_failed", command=request["command"], error=repr(exc))
+        return {
+            "ok": False,
+            "error": f"the daemon failed to answer {request['command']!r} (internal error); "
+            "see `journalctl -u vitalbridge`",
+        }
     return {"ok": True, "result": result}
 
 

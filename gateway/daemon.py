@@ -271,6 +271,7 @@ def _summary(status: dict[str, object]) -> str:
 
 async def open_outbox(config: HubConfig) -> Outbox:
     """Open the outbox; a corrupt database is moved aside (kept for support) and a new one made."""
+    _make_state_dir(config.state_dir)
     path = config.state_dir / OUTBOX_FILE
     settings = config.outbox
     try:
@@ -293,8 +294,6 @@ async def open_outbox(config: HubConfig) -> Outbox:
 async def run_daemon(config: HubConfig, *, notifier: Notifier | None = None) -> None:
     """Run the hub until SIGTERM/SIGINT (or cancellation); raise ConfigError/OutboxError early."""
     notifier = notifier or Notifier.from_environment()
-    state_dir: Path = config.state_dir
-    _make_state_dir(state_dir)
     loop = asyncio.get_running_loop()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     try:

@@ -120,6 +120,11 @@ class DeviceStateStore:
         file = self._file(device_id)
         try:
             state = DeviceState.model_validate_json(file.read_bytes())
+            if state.device_id != device_id:
+                # A file copied or renamed onto another device's name: saving it would
+                # overwrite that device's state with a stranger's.
+                msg = f"the file belongs to device {state.device_id!r}"
+                raise ValueError(msg)  # noqa: TRY301 - one handler for every unreadable file
         except FileNotFoundError:
             return DeviceState(device_id=device_id)
         except (OSError, ValueError) as exc:

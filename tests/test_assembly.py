@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -370,15 +369,6 @@ def test_a_first_packet_of_another_measurement_mid_split_starts_it_afresh():
     assert rejected == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Assembler._body_composition puts ReassemblyError.detail into Rejected.reason, and the "
-        "detail quotes both packets' values ('packet 2 says 21.7, packet 1 says 18.3'); the "
-        "session logs the reason at warning level under a key the log redaction does not cover, "
-        "so body fat percentages (health values) reach the journal"
-    ),
-)
 def test_the_reason_for_a_dropped_split_names_the_field_not_the_values():
     assembler = Assembler()
     (stale, stale_raw), _ = packets(body_composition("18.3"))
@@ -497,15 +487,6 @@ def test_glucose_and_body_composition_are_never_sampled_even_if_listed_as_stream
     assert len(done) == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Assembler samples streams on the hub's wall clock (received_at) and only keeps a value "
-        "when received_at - last >= stream_interval: after the clock is stepped back (NTP "
-        "correcting a clock that ran ahead), the difference is negative and the stream is "
-        "dropped silently until the clock passes the last kept sample again"
-    ),
-)
 def test_a_stream_keeps_flowing_after_the_hub_clock_steps_back():
     assembler = Assembler(streams=frozenset({HEART_RATE}))
     value, raw = heart_rate(70)

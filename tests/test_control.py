@@ -256,15 +256,6 @@ async def test_a_handler_bug_does_not_stop_the_server(socket_path):
     assert isinstance(result, dict)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "serve_control only answers VitalbridgeError, ValueError and TypeError from the handler; "
-        "any other exception (a bug in Daemon.status, say) closes the connection unanswered, so "
-        '`call` reports "the daemon\'s answer was not JSON; is it the same version?", which '
-        "sends the reader after a version mismatch that does not exist"
-    ),
-)
 @pytest.mark.asyncio
 async def test_a_handler_bug_is_answered_as_an_internal_error(socket_path):
     async with serving(socket_path, Recorder()):

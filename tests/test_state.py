@@ -183,14 +183,6 @@ def test_after_a_corrupt_file_the_next_save_writes_a_good_one(tmp_path):
     assert leftovers(directory, {"cuff-kitchen.json", "cuff-kitchen.corrupt"}) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DeviceStateStore._read does not check that the file's device_id is the one asked for: "
-        "a state file copied or renamed onto another device's name is returned under the wrong "
-        "id, and the next save() writes it to the other device's file"
-    ),
-)
 def test_a_file_naming_another_device_is_not_taken_for_this_one(tmp_path):
     directory = tmp_path / "devices"
     directory.mkdir()

@@ -4,8 +4,8 @@ Pure and synchronous: the session feeds values in arrival order and gets back wh
 A glucose measurement that announces a context waits for it (same sequence number); a body
 composition measurement split over packets waits for its last packet; a continuous stream
 (heart rate, a continuous oximeter, about once a second) is sampled to one value per interval,
-because the backend wants a trend, not 86,400 readings a day. Nothing is dropped silently:
-every value not passed on comes back as a `Rejected` with the reason.
+because the backend wants a trend, not 86,400 readings a day. Apart from that sampling, nothing
+is dropped silently: every value not passed on comes back as a `Rejected` with the reason.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class Assembler:
             return self._body_composition(value, raw, received_at, stored=stored)
         if characteristic in self.streams:
             last = self._last_sample.get(characteristic)
-            if last is not None and received_at - last < self.stream_interval:
+            # A hub clock stepped back (NTP) makes the difference negative: take that value.
+            if last is not None and dt.timedelta(0) <= received_at - last < self.stream_interval:
                 return [], []
             self._last_sample[characteristic] = received_at
         return [Assembled(value, (raw,), received_at, stored)], []
@@ -199,8 +200,11 @@ class Assembler:
         except ReassemblyError as exc:
             self._body_raw.clear()
             earlier = len(exc.packets)
+            # The field's name only: the detail may quote measured values, which stay out of logs.
             rejected = Rejected(
-                value.UUID, f"split measurement dropped: {exc.detail}", max(earlier, 1)
+                value.UUID,
+                f"split measurement dropped: its packets do not fit together ({exc.field})",
+                max(earlier, 1),
             )
             if earlier and value.multiple_packet_measurement:
                 # The packet that broke the sequence may start the next measurement; tried

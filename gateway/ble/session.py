@@ -78,8 +78,6 @@ CONSENT_SETTLE_S: Final = 2.0
 """After consent, how long a scale may take to start sending that user's stored readings."""
 DISCONNECT_TIMEOUT_S: Final = 5.0
 _LAST_SEQUENCE: Final = 0xFFFF
-CLOCK_SET_TOLERANCE: Final = dt.timedelta(seconds=2)
-"""A device time this close to the moment the hub set the clock counts as after it."""
 
 _session_ids = itertools.count(1)
 
@@ -153,6 +151,7 @@ class DeviceSession:
         self._clock_before = ClockState.unknown()
         self._clock_after: ClockState | None = None
         self._clock_set_local: dt.datetime | None = None
+        self._clock_set_at: dt.datetime | None = None
         self._clock_ready = asyncio.Event()
         self._committed_sequences: list[int] = []
         self._identity = state.identity or DeviceIdentity()
@@ -324,6 +323,7 @@ class DeviceSession:
             _log.info("device_clock_not_set", reason="the hub clock is not synchronised")
             return
         now = self.deps.now()
+        self._clock_set_at = now
         value = CurrentTime.from_datetime(
             now.astimezone(zone).replace(tzinfo=None), AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE
         )
@@ -515,7 +515,7 @@ class DeviceSession:
             _log.warning(
                 "value_not_assembled",
                 characteristic=f"0x{item.characteristic:04X}",
-                values=item.values,
+                count=item.values,
                 reason=item.reason,
             )
 
@@ -570,13 +570,16 @@ class DeviceSession:
         the write makes a measurement taken in that last stretch look post-write; the error
         is bounded by the old offset and only affects the minutes before the session.
         """
-        after, set_local = self._clock_after, self._clock_set_local
-        if after is None or set_local is None or item.stored:
+        after, set_local, set_at = self._clock_after, self._clock_set_local, self._clock_set_at
+        if after is None or set_local is None or set_at is None or item.stored:
+            return self._clock_before
+        if item.received_at < set_at:
             return self._clock_before
         device_time = _device_time(item.measurement)
         if device_time is None:
             return after
-        return self._clock_before if device_time < set_local - CLOCK_SET_TOLERANCE else after
+        # Device times have whole seconds: one in the second of the write counts as after it.
+        return self._clock_before if device_time < set_local.replace(microsecond=0) else after
 
     def _device_info(self) -> DeviceInfo:
         identity = self._identity
