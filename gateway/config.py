@@ -179,8 +179,11 @@ class BleSettings(_Section):
     """The longest one connection may last (a stored-record transfer included)."""
     racp_timeout_s: float = Field(default=30.0, gt=0)
     """How long a RACP request may go without the device sending a record or its answer."""
-    scan_silence_s: float = Field(default=120.0, gt=0)
-    """No advertisement at all for this long while scanning: the scanner is restarted."""
+    scan_silence_s: float = Field(default=300.0, gt=0)
+    """No health advertisement for this long while scanning: the scanner is restarted.
+
+    Health devices advertise only when used, so a quiet night looks like this too; a restart
+    every few minutes costs nothing, and it revives an adapter that stopped reporting."""
     power_cycle_adapter: bool = False
     """Also power-cycle the adapter (BlueZ) when restarting a silent scanner."""
     backoff_base_s: float = Field(default=2.0, gt=0)

@@ -99,7 +99,14 @@ class Daemon:
             on_session_end=self._session_ended,
             resync_after_s=config.ble.resync_interval_s,
         )
-        self.scanner = Scanner(self.backend, self.registry, self.sessions.on_device, config.ble)
+        # A silent-scanner restart (and power cycle) must not cut a session's link.
+        self.scanner = Scanner(
+            self.backend,
+            self.registry,
+            self.sessions.on_device,
+            config.ble,
+            connected=lambda: bool(self.sessions.connected),
+        )
         self._device_updates: asyncio.Queue[str] = asyncio.Queue()
         self._stop = asyncio.Event()
 

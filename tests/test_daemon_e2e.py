@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from device_profiles.glucose import GlucoseRecord
@@ -23,6 +24,7 @@ from simulators.devices import (
     BloodPressureCuff,
     BodyCompositionScale,
     GlucoseMeter,
+    HeartRateStrap,
     PayloadFault,
     SimulatorConfig,
     SpotCheckOximeter,
@@ -406,7 +408,7 @@ async def test_a_malformed_payload_is_logged_and_skipped_while_other_devices_car
         ],
     )
     try:
-        with capture_logs() as logs:
+        with capture_logs(processors=[merge_contextvars]) as logs:
             async with (
                 asyncio.timeout(TIMEOUT_S),
                 subscriber(broker.host, broker.port) as backend,
@@ -454,3 +456,122 @@ async def test_readings_synced_while_the_broker_is_down_are_delivered_when_it_re
     finally:
         await cuff.stop()
     assert len({r["reading_id"] for r in backend.of("cuff")}) == 3
+
+
+@pytest.mark.asyncio
+async def test_vendor_quirks_found_by_device_information_are_applied_by_the_session(
+    mosquitto, tmp_path: Path
+):
+    broker = mosquitto()
+    radio = Radio(seed=18)
+    clock_first = BloodPressureCuff.on_radio(
+        radio,
+        "F0:00:00:00:E8:01",
+        SimulatorConfig(
+            seed=1,
+            behaviours=Behaviours(
+                requires_clock_set=True,
+                # A minute slow: its stored reading is stamped by the clock before the hub set it.
+                clock_start=dt.datetime.now() - dt.timedelta(minutes=1),  # noqa: DTZ005
+            ),
+        ),
+    )
+    zero_filling = BloodPressureCuff.on_radio(
+        radio,
+        "F0:00:00:00:E8:02",
+        SimulatorConfig(seed=2, behaviours=Behaviours(zero_fills_absent_fields=True)),
+    )
+    consent_first = WeightScale.on_radio(
+        radio,
+        "F0:00:00:00:E8:03",
+        SimulatorConfig(seed=3, behaviours=Behaviours(consent_required_to_send=True)),
+    )
+    simulated = (clock_first, zero_filling, consent_first)
+    for each in simulated:
+        await each.start()
+    consent_first.users.consent_codes[0] = 4242
+    await clock_first.measure()
+    zero_filled = await zero_filling.measure()
+    await consent_first.measure(user_index=0)
+    config = hub_config(
+        tmp_path / "state",
+        broker.url,
+        [
+            device("clock-cuff", "F0:00:00:00:E8:01", "blood_pressure", "patient-q"),
+            device("zero-cuff", "F0:00:00:00:E8:02", "blood_pressure", "patient-q"),
+            device(
+                "consent-scale",
+                "F0:00:00:00:E8:03",
+                "weight_scale",
+                patients={0: "patient-q"},
+                consent_codes={0: 4242},
+            ),
+        ],
+    )
+    try:
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            async with (
+                asyncio.timeout(TIMEOUT_S),
+                subscriber(broker.host, broker.port) as backend,
+                running_hub(radio, config),
+            ):
+                await backend.wait_for(
+                    lambda b: all(b.of(d) for d in ("clock-cuff", "zero-cuff", "consent-scale"))
+                )
+    finally:
+        for each in simulated:
+            await each.stop()
+    applied = {e["device_id"]: e["quirks"] for e in logs if e["event"] == "device_quirks_applied"}
+    assert applied == {
+        "clock-cuff": ["set_clock_first"],
+        "zero-cuff": ["zero_means_absent"],
+        "consent-scale": ["consent_before_send"],
+    }
+    # The clock-first cuff sent its stored reading only once the hub had set its clock.
+    (clock_reading,) = backend.of("clock-cuff")
+    assert clock_reading["time_source"] == "device_clock_offset"
+    assert abs(clock_reading["clock_offset_s"] + 60) < 5
+    # The zeros the cuff sent for what it did not measure are not published as values.
+    assert zero_filled.pulse_rate is not None  # what the cuff put on the air: a zero
+    (zero_reading,) = backend.of("zero-cuff")
+    fields = {c["field"]: c for c in zero_reading["components"]}
+    assert "pulse_rate" not in fields
+    assert fields["mean_arterial_pressure"]["value"] is None
+    assert any("zero" in w for w in zero_reading["warnings"])
+    (weight,) = backend.of("consent-scale")
+    assert weight["patient"] == "patient-q"
+
+
+@pytest.mark.asyncio
+async def test_a_heart_rate_stream_is_sampled_into_readings(mosquitto, tmp_path: Path):
+    broker = mosquitto()
+    radio = Radio(seed=19)
+    strap = HeartRateStrap.on_radio(radio, "F0:00:00:00:E9:01", SimulatorConfig(seed=1))
+    await strap.start()
+    config = hub_config(
+        tmp_path / "state",
+        broker.url,
+        [device("strap", "F0:00:00:00:E9:01", "heart_rate", "patient-h")],
+        ble={"session_timeout_s": 3},
+    )
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT_S),
+            subscriber(broker.host, broker.port) as backend,
+            running_hub(radio, config) as daemon,
+        ):
+            streaming = asyncio.create_task(strap.stream(30, interval_s=0.1))
+            await backend.wait_for(lambda b: bool(b.of("strap")))
+            await until(lambda: daemon.store.get("strap").sessions >= 1)
+            streaming.cancel()
+    finally:
+        await strap.stop()
+    reading = backend.of("strap")[0]
+    assert reading["kind"] == "heart_rate"
+    assert reading["patient"] == "patient-h"
+    rate = next(c for c in reading["components"] if c["unit"] == "/min")
+    assert 30 <= Decimal(rate["value"]) <= 220
+    # About 30 notifications in the session, sampled to one reading a minute.
+    assert len(backend.of("strap")) == 1
+    # A stream ends at the session limit without counting as a failure.
+    assert daemon.store.get("strap").failures == 0
