@@ -72,6 +72,45 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 60) -> None:
             await asyncio.sleep(0.05)
 
 
+def to_toml(config: dict[str, Any]) -> str:
+    """Write a configuration mapping as TOML (scalars, tables, arrays of tables; enough here)."""
+    lines: list[str] = []
+    _table(lines, [], config)
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {_value(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _table(lines: list[str], path: list[str], table: dict[str, Any], *, item: bool = False) -> None:
+    # Inside an array-of-tables item (a device), maps such as patients are inline tables.
+    nested = {k: v for k, v in table.items() if isinstance(v, dict) and not item}
+    arrays = {
+        k: v
+        for k, v in table.items()
+        if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)
+    }
+    for key, value in table.items():
+        if key not in nested and key not in arrays:
+            lines.append(f"{key} = {_value(value)}")
+    for key, value in nested.items():
+        lines.extend(["", f"[{'.'.join([*path, key])}]"])
+        _table(lines, [*path, key], value)
+    for key, entries in arrays.items():
+        for entry in entries:
+            lines.extend(["", f"[[{'.'.join([*path, key])}]]"])
+            _table(lines, [*path, key], entry, item=True)
+
+
 @dataclass
 class Backend:
     """What the monitoring backend received, by topic family."""
