@@ -34,10 +34,10 @@ from gateway.ble.registry import (
     DeviceRegistryError,
     UnknownDeviceError,
     profile_for_services,
-    write_atomic,
 )
 from gateway.config import DeviceConfig, DeviceProfile
 from gateway.errors import VitalbridgeError
+from gateway.state import write_atomically
 
 
 def _uuid(short: int) -> str:
@@ -414,7 +414,7 @@ def test_a_forget_that_cannot_be_saved_changes_nothing(tmp_path):
 def test_concurrent_atomic_writes_never_show_a_partial_file(tmp_path):
     path = tmp_path / PAIRED_DEVICES_FILE
     payloads = [json.dumps({"writer": n, "pad": "x" * 20_000}).encode() for n in range(4)]
-    write_atomic(path, payloads[0])
+    write_atomically(path, payloads[0])
     stop = threading.Event()
     seen: list[int] = []
     errors: list[BaseException] = []
@@ -428,7 +428,7 @@ def test_concurrent_atomic_writes_never_show_a_partial_file(tmp_path):
 
     def writer(payload: bytes) -> None:
         for _ in range(25):
-            write_atomic(path, payload)
+            write_atomically(path, payload)
 
     reading = threading.Thread(target=reader, name="reader")
     reading.start()

@@ -16,7 +16,6 @@ __all__ = [
     "BATTERY_LEVEL",
     "CURRENT_TIME",
     "DEVICE_INFORMATION",
-    "HEALTH_SERVICES",
     "PROFILES",
     "RACP",
     "USER_CONTROL_POINT",
@@ -72,11 +71,6 @@ PROFILES: Final[dict[DeviceProfile, ProfileSpec]] = {
     ),
     DeviceProfile.HEART_RATE: ProfileSpec(0x180D, (0x2A37,), streams=(0x2A37,)),
 }
-
-HEALTH_SERVICES: Final[dict[int, DeviceProfile]] = {
-    spec.service: profile for profile, spec in PROFILES.items()
-}
-"""Health service UUID -> the profile a device advertising it is read through."""
 
 RACP: Final = 0x2A52
 CURRENT_TIME: Final = 0x2A2B

@@ -17,21 +17,21 @@ import contextlib
 import datetime as dt
 import enum
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import structlog
 from pydantic import ValidationError
 
+from gateway.ble.profiles import PROFILES, full_uuid
 from gateway.config import DeviceConfig, DeviceProfile
 from gateway.errors import VitalbridgeError
+from gateway.state import write_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
 __all__ = [
     "HEALTH_SERVICE_UUIDS",
@@ -44,7 +44,6 @@ __all__ = [
     "Sighting",
     "UnknownDeviceError",
     "profile_for_services",
-    "write_atomic",
 ]
 
 _log = structlog.get_logger("gateway.ble")
@@ -57,26 +56,22 @@ _FILE_MODE: Final = 0o600
 MAX_SIGHTINGS: Final = 256
 
 
-def _full_uuid(short: int) -> str:
-    return f"0000{short:04x}-0000-1000-8000-00805f9b34fb"
-
-
 # In order of preference when a device advertises several: a body composition scale also
 # advertises the weight scale service, and many devices add heart rate to their main service.
-_PROFILE_SERVICES: Final[tuple[tuple[DeviceProfile, int], ...]] = (
-    (DeviceProfile.BODY_COMPOSITION, 0x181B),
-    (DeviceProfile.BLOOD_PRESSURE, 0x1810),
-    (DeviceProfile.PULSE_OXIMETER, 0x1822),
-    (DeviceProfile.GLUCOSE, 0x1808),
-    (DeviceProfile.HEALTH_THERMOMETER, 0x1809),
-    (DeviceProfile.WEIGHT_SCALE, 0x181D),
-    (DeviceProfile.HEART_RATE, 0x180D),
+_PREFERRED: Final = (
+    DeviceProfile.BODY_COMPOSITION,
+    DeviceProfile.BLOOD_PRESSURE,
+    DeviceProfile.PULSE_OXIMETER,
+    DeviceProfile.GLUCOSE,
+    DeviceProfile.HEALTH_THERMOMETER,
+    DeviceProfile.WEIGHT_SCALE,
+    DeviceProfile.HEART_RATE,
 )
 _SERVICE_PROFILES: Final[dict[str, DeviceProfile]] = {
-    _full_uuid(short): profile for profile, short in _PROFILE_SERVICES
+    full_uuid(PROFILES[profile].service): profile for profile in _PREFERRED
 }
 _PREFERENCE: Final[dict[DeviceProfile, int]] = {
-    profile: rank for rank, (profile, _) in enumerate(_PROFILE_SERVICES)
+    profile: rank for rank, profile in enumerate(_PREFERRED)
 }
 
 HEALTH_SERVICE_UUIDS: Final[tuple[str, ...]] = tuple(_SERVICE_PROFILES)
@@ -479,36 +474,13 @@ class DeviceRegistry:
         }
         data = json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         try:
-            write_atomic(self._path, data)
+            write_atomically(self._path, data)
         except OSError as exc:
             msg = (
                 f"cannot save the paired devices to {self._path} ({exc}); check that the state "
                 "directory exists, is writable by the hub's user, and that the disk is not full"
             )
             raise DeviceRegistryError(msg) from exc
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a reader or a power cut sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name per writer, in the same directory so that the rename is atomic.
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), _FILE_MODE)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _read_paired(path: Path) -> list[tuple[DeviceConfig, str | None]]:
