@@ -13,18 +13,21 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from bumble.hci import Address
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from device_profiles.glucose import GlucoseRecord
 from gateway.normalise import to_component
 from gateway.reading import UNASSIGNED
+from simulators.bleak_backend import get_adapter
 from simulators.devices import (
     Behaviours,
     BloodPressureCuff,
     BodyCompositionScale,
     GlucoseMeter,
     HeartRateStrap,
+    Pairing,
     PayloadFault,
     SimulatorConfig,
     SpotCheckOximeter,
@@ -575,3 +578,38 @@ async def test_a_heart_rate_stream_is_sampled_into_readings(mosquitto, tmp_path:
     assert len(backend.of("strap")) == 1
     # A stream ends at the session limit without counting as a failure.
     assert daemon.store.get("strap").failures == 0
+
+
+@pytest.mark.asyncio
+async def test_a_device_that_requires_pairing_is_bonded_and_read(mosquitto, tmp_path: Path):
+    # Configured for Just Works, the session pairs right after connecting; the backend would
+    # also pair on the device's "insufficient authentication" answer, as BlueZ does.
+    broker = mosquitto()
+    radio = Radio(seed=20)
+    cuff = BloodPressureCuff.on_radio(
+        radio,
+        "F0:00:00:00:EA:01",
+        SimulatorConfig(seed=1, behaviours=Behaviours(pairing=Pairing.JUST_WORKS)),
+    )
+    await cuff.start()
+    await cuff.measure()
+    config = hub_config(
+        tmp_path / "state",
+        broker.url,
+        [device("cuff", "F0:00:00:00:EA:01", "blood_pressure", "patient-j", pairing="just_works")],
+    )
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT_S),
+            subscriber(broker.host, broker.port) as backend,
+            running_hub(radio, config),
+        ):
+            await backend.wait_for(lambda b: bool(b.of("cuff")))
+            adapter = await get_adapter()
+            bonded = await adapter.is_bonded(Address("F0:00:00:00:EA:01"))
+    finally:
+        await cuff.stop()
+    (reading,) = backend.of("cuff")
+    assert reading["patient"] == "patient-j"
+    # The hub keeps the bond, so the next session needs no pairing.
+    assert bonded

@@ -77,10 +77,10 @@ CURRENT_TIME: Final = 0x2A2B
 BATTERY_LEVEL: Final = 0x2A19
 USER_CONTROL_POINT: Final = 0x2A9F
 DEVICE_INFORMATION: Final = {
-    "manufacturer": 0x2A29,
-    "model": 0x2A24,
-    "serial": 0x2A25,
-    "firmware": 0x2A26,
-    "hardware": 0x2A27,
+    "manufacturer": (0x2A29, "manufacturer_name"),
+    "model": (0x2A24, "model_number"),
+    "serial": (0x2A25, "serial_number"),
+    "firmware": (0x2A26, "firmware_revision"),
+    "hardware": (0x2A27, "hardware_revision"),
 }
-"""Device Information strings the hub caches, by the DeviceIdentity field they fill."""
+"""Device Information strings the hub caches: DeviceIdentity field -> (UUID, decoded field)."""

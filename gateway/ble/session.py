@@ -44,6 +44,7 @@ from gateway.ble.profiles import (
     ProfileSpec,
     full_uuid,
 )
+from gateway.config import PairingMethod
 from gateway.errors import (
     DeviceProfileError,
     DeviceUnavailableError,
@@ -205,6 +206,8 @@ class DeviceSession:
                     self.device.id,
                     disconnected_callback=lambda _: self._on_lost(),
                     max_attempts=2,
+                    # Bond before reading: protected characteristics need an encrypted link.
+                    pair=self.device.pairing is not PairingMethod.NONE,
                     timeout=settings.connect_timeout_s,
                 )
         except (BleakNotFoundError, BleakError, TimeoutError, OSError) as exc:
@@ -246,7 +249,7 @@ class DeviceSession:
         if self.state.identity is not None:
             return
         values: dict[str, str] = {}
-        for name, uuid in DEVICE_INFORMATION.items():
+        for name, (uuid, field) in DEVICE_INFORMATION.items():
             if uuid not in self._characteristics:
                 continue
             data = await self._read(client, uuid)
@@ -255,7 +258,7 @@ class DeviceSession:
             except device_profiles.DecodeError as exc:
                 _log.warning("device_information_unreadable", field=name, error=str(exc))
                 continue
-            text = next((v for v in dataclasses.astuple(decoded) if isinstance(v, str)), "").strip()
+            text = str(getattr(decoded, field)).strip()
             if text:
                 values[name] = text
         self._identity = DeviceIdentity(**values)
