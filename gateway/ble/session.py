@@ -47,6 +47,7 @@ from gateway.ble.profiles import (
 from gateway.config import PairingMethod
 from gateway.errors import (
     DeviceProfileError,
+    DeviceSessionError,
     DeviceUnavailableError,
     OutboxFullError,
     TransferError,
@@ -172,19 +173,18 @@ class DeviceSession:
             device_id=self.device.id, session_id=self.session_id
         ):
             client = await self._connect(ble_device)
+            failure: DeviceSessionError | None = None
             try:
                 async with asyncio.TaskGroup() as tasks:
                     consumer = tasks.create_task(self._consume(), name=f"consume-{self.device.id}")
+                    deadline = asyncio.timeout(settings.session_timeout_s)
                     try:
-                        async with asyncio.timeout(settings.session_timeout_s):
+                        async with deadline:
                             await self._sync(client)
-                    except TimeoutError:
-                        if not self.spec.streams:
-                            raise TransferError(
-                                self.device.id,
-                                f"the session ran past {settings.session_timeout_s:.0f}s "
-                                "(ble.session_timeout_s); it resumes at the next connection",
-                            ) from None
+                    except DeviceSessionError as exc:
+                        failure = exc
+                    except (BleakError, TimeoutError, OSError) as exc:
+                        failure = self._link_failure(exc, session_over=deadline.expired())
                     finally:
                         self._clock_ready.set()
                         await _disconnect(client)
@@ -192,7 +192,31 @@ class DeviceSession:
                         await consumer
             finally:
                 self._finish_state()
+            # Raised outside the task group, which would wrap it in an ExceptionGroup.
+            if failure is not None:
+                raise failure
         return self.outcome
+
+    def _link_failure(self, exc: Exception, *, session_over: bool) -> DeviceSessionError | None:
+        if session_over:
+            if self.spec.streams:
+                return None  # a stream runs until the session limit: a normal end
+            return TransferError(
+                self.device.id,
+                f"the session ran past {self.deps.settings.session_timeout_s:.0f}s "
+                "(ble.session_timeout_s); it resumes at the next connection",
+            )
+        if self._lost.is_set():
+            return DeviceUnavailableError(
+                self.device.id,
+                "the device hung up before the hub had finished; what arrived is stored and "
+                "the rest is read at the next connection",
+            )
+        return DeviceUnavailableError(
+            self.device.id,
+            f"the link failed ({type(exc).__name__}: {exc or 'no answer'}); what arrived is "
+            "stored and the rest is read at the next connection",
+        )
 
     # Steps.
 
