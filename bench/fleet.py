@@ -690,10 +690,12 @@ def _ideal_s(summary: dict[str, Any], max_conn: int) -> float | None:
     first = summary["first_connect_after_spawn_s"]
     if session is None or transfer is None or first is None:
         return None
+    median: float = session["median"]
     # Sessions cut short by the stop (the last round, 2 s after the last reading) count as median.
-    total = summary["session_total_s"] + summary["sessions_unfinished_at_stop"] * session["median"]
-    tail = session["median"] - transfer["median"]
-    return round(float(first) + total / max_conn - tail, 3)
+    total: float = summary["session_total_s"] + summary["sessions_unfinished_at_stop"] * median
+    tail: float = median - transfer["median"]
+    first_s: float = first
+    return round(first_s + total / max_conn - tail, 3)
 
 
 async def quiet_row(
