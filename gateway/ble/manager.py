@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 import structlog
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gateway.config import DeviceConfig
     from gateway.state import DeviceState, DeviceStateStore
 
-__all__ = ["RESYNC_AFTER_S", "SessionManager"]
+__all__ = ["FRESH_ADVERT_S", "RESYNC_AFTER_S", "Session", "SessionManager"]
 
 _log = structlog.get_logger("gateway.sessions")
 
@@ -37,11 +37,34 @@ RESYNC_AFTER_S: Final = 30.0
 """After a good session, leave a device alone this long even if it keeps advertising."""
 
 
+FRESH_ADVERT_S: Final = 10.0
+"""A device is connected only if it advertised this recently (it may have gone quiet)."""
+
+
+class Session(Protocol):
+    """What the manager needs of a session (DeviceSession; a stand-in in tests)."""
+
+    outcome: SessionOutcome
+
+    async def run(self, ble_device: BLEDevice) -> SessionOutcome:
+        """Connect, sync and hang up; raise a DeviceSessionError if it went wrong."""
+        ...
+
+
+if TYPE_CHECKING:
+    SessionFactory: TypeAlias = Callable[[DeviceConfig, DeviceState, SessionDeps], Session]
+
+
 @dataclasses.dataclass(slots=True)
 class _Tracked:
-    ble_device: BLEDevice | None = None
+    device: DeviceConfig
+    ble_device: BLEDevice
+    seen_at: float
+    """Event-loop time of its last advertisement."""
     next_attempt: float = 0.0
     running: bool = False
+    last_good: float | None = None
+    """Event-loop time its last good session ended; None if it never had one here."""
 
 
 class SessionManager:
@@ -55,15 +78,22 @@ class SessionManager:
         on_session_end: Callable[[DeviceState, SessionOutcome | None], None] | None = None,
         resync_after_s: float = RESYNC_AFTER_S,
         rng: random.Random | None = None,
+        session_factory: Callable[
+            [DeviceConfig, DeviceState, SessionDeps], Session
+        ] = DeviceSession,
     ) -> None:
         self._deps = deps
         self._store = store
         self._on_session_end = on_session_end
+        self._session_factory = session_factory
         self._resync_after_s = resync_after_s
         # Jitter only spreads reconnects; it needs no cryptographic randomness.
         self._rng = rng or random.Random()  # noqa: S311
         self._slots = deps.settings.max_connections
         self._tracked: dict[str, _Tracked] = {}
+        self._waiting: set[str] = set()
+        """Devices due for a session that advertised while every slot was taken."""
+        self._running = 0
         self._tasks: asyncio.TaskGroup | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -84,20 +114,51 @@ class SessionManager:
         self, device: DeviceConfig, ble_device: BLEDevice, advertisement: AdvertisementData
     ) -> None:
         """Note an advertisement of a provisioned device; start its session if it is due."""
-        loop = asyncio.get_running_loop()
-        tracked = self._tracked.setdefault(device.id, _Tracked())
-        tracked.ble_device = ble_device
+        now = asyncio.get_running_loop().time()
+        tracked = self._tracked.get(device.id)
+        if tracked is None:
+            tracked = self._tracked[device.id] = _Tracked(device, ble_device, now)
+        tracked.device, tracked.ble_device, tracked.seen_at = device, ble_device, now
         state = self._store.get(device.id)
         state.last_seen = self._deps.now()
         state.rssi = advertisement.rssi
+        if self._tasks is None or tracked.running or now < tracked.next_attempt:
+            return
+        self._waiting.add(device.id)
+        if self._running < self._slots:
+            self._dispatch(now)
+
+    def _dispatch(self, now: float) -> None:
+        """Give free slots to the waiting devices that went longest without a good session.
+
+        First come would starve some devices for ever: advertisements arrive in a steady
+        order, and a device synced a minute ago would keep winning a slot over one never synced.
+        """
         tasks = self._tasks
-        if tasks is None or tracked.running or loop.time() < tracked.next_attempt:
-            return
-        if len(self.connected) >= self._slots:
-            return
-        tracked.running = True
-        self._idle.clear()
-        tasks.create_task(self._session(device, ble_device), name=f"session-{device.id}")
+        while tasks is not None and self._running < self._slots and self._waiting:
+            candidates: list[_Tracked] = []
+            for device_id in list(self._waiting):
+                tracked = self._tracked[device_id]
+                if tracked.running or now - tracked.seen_at > FRESH_ADVERT_S:
+                    self._waiting.discard(device_id)
+                elif now >= tracked.next_attempt:
+                    candidates.append(tracked)
+            if not candidates:
+                return
+            chosen = min(
+                candidates,
+                key=lambda t: (t.last_good is not None, t.last_good or 0.0, t.seen_at),
+            )
+            self._waiting.discard(chosen.device.id)
+            session = self._session(chosen.device, chosen.ble_device)
+            try:
+                tasks.create_task(session, name=f"session-{chosen.device.id}")
+            except RuntimeError:
+                session.close()  # the task group is stopping: no new sessions
+                return
+            chosen.running = True
+            self._running += 1
+            self._idle.clear()
 
     async def run(self) -> None:
         """Hold the sessions' task group until cancelled; cancelled sessions still commit."""
@@ -116,7 +177,7 @@ class SessionManager:
         loop = asyncio.get_running_loop()
         tracked = self._tracked[device.id]
         state = self._store.get(device.id)
-        session = DeviceSession(device, state, self._deps)
+        session = self._session_factory(device, state, self._deps)
         outcome: SessionOutcome | None = None
         try:
             outcome = await session.run(ble_device)
@@ -127,6 +188,7 @@ class SessionManager:
         else:
             state.failures = 0
             state.last_error = None
+            tracked.last_good = loop.time()
             tracked.next_attempt = loop.time() + self._resync_after_s
             _log.info(
                 "session_finished",
@@ -139,6 +201,7 @@ class SessionManager:
             )
         finally:
             tracked.running = False
+            self._running -= 1
             self._count(session.outcome)
             try:
                 await asyncio.shield(asyncio.to_thread(self._store.save, state))
@@ -150,10 +213,11 @@ class SessionManager:
                     error=str(exc),
                     advice="check free space and permissions of the state directory",
                 )
-            if not self.connected:
+            if not self._running:
                 self._idle.set()
             if self._on_session_end is not None:
                 self._on_session_end(state, outcome)
+            self._dispatch(loop.time())
 
     def _failed(
         self,
