@@ -185,9 +185,18 @@ def scenario_toml(count: int, *, backlog: int, advertising: bool) -> str:
 
 
 def daemon_toml(
-    *, hub_id: str, work: Path, broker: LocalBroker, hci_spec: str, count: int, max_conn: int
+    *,
+    hub_id: str,
+    work: Path,
+    broker: LocalBroker,
+    hci_spec: str | None,
+    count: int,
+    max_conn: int,
 ) -> str:
-    """Return the daemon's configuration: defaults but for the backend, slots and devices."""
+    """Return the daemon's configuration: defaults but for the backend, slots and devices.
+
+    `hci_spec` None gives the production backend (bleak on BlueZ) instead of the simulated radio.
+    """
     lines = [
         f'hub_id = "{hub_id}"',
         f'state_dir = "{work / "state"}"',
@@ -199,11 +208,17 @@ def daemon_toml(
         f'protocol = "{broker.protocol}"',
         "",
         "[ble]",
-        'backend = "simulators.bleak_backend"',
         f"max_connections = {max_conn}",
-        "",
-        "[ble.backend_options]",
-        f'hci_spec = "{hci_spec}"',
+        *(
+            ['backend = "bleak"']
+            if hci_spec is None
+            else [
+                'backend = "simulators.bleak_backend"',
+                "",
+                "[ble.backend_options]",
+                f'hci_spec = "{hci_spec}"',
+            ]
+        ),
         "",
         "[logging]",
         'level = "info"',
@@ -749,6 +764,46 @@ async def quiet_row(
     return row
 
 
+async def bluez_quiet_row(
+    work: Path, *, devices: int, window_s: float, settle_s: float
+) -> dict[str, Any]:
+    """Measure the idle daemon as a hub runs it: the BlueZ backend, nothing simulated loaded.
+
+    This machine has no bluetoothd: the scanner's start fails and is retried with backoff, so
+    the row lacks what a live D-Bus connection to BlueZ would add (a few MB at most).
+    """
+    hub_id = f"fleet-bluez-{devices}"
+    row: dict[str, Any] = {"devices": devices, "advertising": 0, "window_s": window_s}
+    async with (
+        local_broker(work / "broker", prefer="mosquitto") as broker,
+        backend(broker, hub_id, {}) as seen,
+    ):
+        config_file = work / "config.toml"
+        config_file.write_text(
+            daemon_toml(
+                hub_id=hub_id, work=work, broker=broker, hci_spec=None, count=devices, max_conn=5
+            ),
+            encoding="utf-8",
+        )
+        async with child(_daemon_argv(config_file, None), work / "daemon.log") as daemon:
+            sampler = Sampler({"daemon": daemon.pid})
+            sampling = asyncio.create_task(sampler.run(), name="sampler")
+            try:
+                async with asyncio.timeout(START_LIMIT_S):
+                    await seen.online.wait()
+                await asyncio.sleep(settle_s)  # past start-up work (imports, first status)
+                start = sampler.sample()
+                await asyncio.sleep(window_s)  # the measurement window itself
+                end = sampler.sample()
+            finally:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
+            row["daemon_exit_code"] = await stop(daemon)
+    row.update(daemon=sampler.window("daemon", start, end))
+    return row
+
+
 async def run_row(
     name: str, measure: Callable[[Path], Awaitable[dict[str, Any]]], *, keep: bool
 ) -> dict[str, Any]:
@@ -779,14 +834,22 @@ def _met(ok: bool | None) -> str:
     return {True: "met", False: "MISSED", None: "not measured"}[ok]
 
 
-def verdicts(sync: list[dict[str, Any]], quiet: dict[str, Any]) -> dict[str, Any]:
-    """Return the targets, each met, missed or not measured, with the figure judged."""
+def verdicts(
+    sync: list[dict[str, Any]], quiet: dict[str, Any], bluez: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the targets, each met, missed or not measured, with the figure judged.
+
+    The idle targets are judged on the simulated backend's idle daemon (`idle_rss_mb`,
+    `idle_cpu_percent`) and, separately, on the production backend's (`*_bluez`).
+    """
     target_rows = [r for r in sync if r.get("devices") == TARGET_DEVICES and "error" not in r]
     nothing_lost: bool | None = (
         all(r["complete"] and r["lost"] == 0 for r in target_rows) if target_rows else None
     )
     daemon = quiet.get("daemon") or {}
     rss, cpu = daemon.get("rss_peak_mb"), daemon.get("cpu_percent")
+    bluez_daemon = (bluez or {}).get("daemon") or {}
+    bluez_rss, bluez_cpu = bluez_daemon.get("rss_peak_mb"), bluez_daemon.get("cpu_percent")
     return {
         "nothing_lost_at_50": {
             "met": nothing_lost,
@@ -804,11 +867,24 @@ def verdicts(sync: list[dict[str, Any]], quiet: dict[str, Any]) -> dict[str, Any
             "value": cpu,
             "limit": TARGET_IDLE_CPU_PERCENT,
         },
+        "idle_rss_mb_bluez": {
+            "met": None if bluez_rss is None else bluez_rss <= TARGET_IDLE_RSS_MB,
+            "value": bluez_rss,
+            "limit": TARGET_IDLE_RSS_MB,
+        },
+        "idle_cpu_percent_bluez": {
+            "met": None if bluez_cpu is None else bluez_cpu <= TARGET_IDLE_CPU_PERCENT,
+            "value": bluez_cpu,
+            "limit": TARGET_IDLE_CPU_PERCENT,
+        },
     }
 
 
 def print_report(
-    sync: list[dict[str, Any]], quiet: dict[str, Any], targets: dict[str, Any]
+    sync: list[dict[str, Any]],
+    quiet: dict[str, Any],
+    targets: dict[str, Any],
+    bluez: dict[str, Any] | None = None,
 ) -> None:
     """Print the sync table, the idle rows and the targets."""
     print(
@@ -882,14 +958,25 @@ def print_report(
             f"{_fmt(daemon['cpu_percent'], '.2f'):>12} {_fmt(sims['cpu_percent']):>10} "
             f"{readings:>8}"
         )
+    if bluez is not None and "error" in bluez:
+        print(f"  BlueZ backend: error: {bluez['error']}")
+    elif bluez is not None:
+        daemon = bluez["daemon"]
+        print(
+            f"{bluez['devices']:>7} {'none, BlueZ backend (*)':>24} {bluez['window_s']:>8.0f} "
+            f"{_fmt(daemon['rss_peak_mb']):>13} {_fmt(daemon['cpu_percent'], '.2f'):>12} "
+            f"{'-':>10} {0:>8}"
+        )
+        print("  (*) no bluetoothd here: the scanner's start fails and is retried with backoff")
     lost = targets["nothing_lost_at_50"]
-    rss, cpu = targets["idle_rss_mb"], targets["idle_cpu_percent"]
-    print(
-        f"\ntargets: {TARGET_DEVICES} devices, nothing lost: {_met(lost['met'])} {lost['rows']}; "
-        f"idle RSS <= {TARGET_IDLE_RSS_MB:.0f} MB: {_met(rss['met'])} ({_fmt(rss['value'])}); "
-        f"idle CPU <= {TARGET_IDLE_CPU_PERCENT} %: {_met(cpu['met'])} "
-        f"({_fmt(cpu['value'], '.2f')})"
-    )
+    print(f"\ntargets: {TARGET_DEVICES} devices, nothing lost: {_met(lost['met'])} {lost['rows']}")
+    for key, label in (("", "simulated backend"), ("_bluez", "BlueZ backend")):
+        rss, cpu = targets[f"idle_rss_mb{key}"], targets[f"idle_cpu_percent{key}"]
+        print(
+            f"  idle daemon, {label}: RSS <= {TARGET_IDLE_RSS_MB:.0f} MB: {_met(rss['met'])} "
+            f"({_fmt(rss['value'])}); CPU <= {TARGET_IDLE_CPU_PERCENT} %: {_met(cpu['met'])} "
+            f"({_fmt(cpu['value'], '.2f')})"
+        )
 
 
 IMPORT_BASELINES: Final = {
@@ -979,7 +1066,16 @@ async def run(plan: Plan, *, keep: bool, profile_dir: Path | None) -> dict[str, 
     quiet = await run_row("quiet", measure_quiet, keep=keep)
     quiet.setdefault("devices", plan.quiet_devices)
     quiet.setdefault("window_s", plan.idle_window_s)
-    return {"sync": sync, "idle_quiet": quiet}
+    measure_bluez = functools.partial(
+        bluez_quiet_row,
+        devices=plan.quiet_devices,
+        window_s=plan.idle_window_s,
+        settle_s=plan.quiet_settle_s,
+    )
+    bluez = await run_row("bluez", measure_bluez, keep=keep)
+    bluez.setdefault("devices", plan.quiet_devices)
+    bluez.setdefault("window_s", plan.idle_window_s)
+    return {"sync": sync, "idle_quiet": quiet, "idle_bluez": bluez}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1010,8 +1106,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = asyncio.run(run(plan, keep=options.keep, profile_dir=options.profile_dir))
     results["import_rss_mb"] = import_baselines()
-    targets = verdicts(results["sync"], results["idle_quiet"])
-    print_report(results["sync"], results["idle_quiet"], targets)
+    targets = verdicts(results["sync"], results["idle_quiet"], results["idle_bluez"])
+    print_report(results["sync"], results["idle_quiet"], targets, results["idle_bluez"])
     print(
         "baseline, RSS MB of a fresh interpreter after imports only: "
         + "; ".join(f"{k} {_fmt(v)}" for k, v in results["import_rss_mb"].items())

@@ -66,9 +66,21 @@ def test_fleet_benchmark_syncs_every_reading_and_writes_json(tmp_path):
     assert quiet["daemon"]["rss_peak_mb"] > 0
     assert quiet["daemon"]["cpu_percent"] >= 0
 
+    bluez = report["idle_bluez"]
+    assert "error" not in bluez, bluez
+    assert bluez["daemon_exit_code"] == 0
+    assert bluez["daemon"]["rss_peak_mb"] > 0
+
     targets = report["targets"]
-    assert set(targets) == {"nothing_lost_at_50", "idle_rss_mb", "idle_cpu_percent"}
+    assert set(targets) == {
+        "nothing_lost_at_50",
+        "idle_rss_mb",
+        "idle_cpu_percent",
+        "idle_rss_mb_bluez",
+        "idle_cpu_percent_bluez",
+    }
     # The quick run has no 50-device fleet: the target is reported as not measured, not as met.
     assert targets["nothing_lost_at_50"]["met"] is None
     assert targets["idle_rss_mb"]["value"] == quiet["daemon"]["rss_peak_mb"]
+    assert targets["idle_rss_mb_bluez"]["value"] == bluez["daemon"]["rss_peak_mb"]
     assert all(value for value in report["import_rss_mb"].values())
