@@ -18,6 +18,11 @@ answered.
 
 Device state documents (``publish_device_state``) are retained on the device's topic; the
 latest per device is sent again on every connect, after the hub status.
+
+Remote commands (``set_command_handler``) arrive on the same connection: under MQTT 5 the
+publisher subscribes to ``{prefix}hubs/{hub_id}/cmd/+`` after every connect, hands each request
+to the handler and publishes its answer at QoS 1 to the request's Response Topic with its
+Correlation Data. MQTT 3.1.1 has neither, so commands are unavailable there.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import contextlib
 import json
 import random
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, NoReturn, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, NoReturn, Protocol, TypeAlias, runtime_checkable
 
 import aiomqtt
 import structlog
@@ -47,23 +52,29 @@ from gateway.mqtt.status import PublisherState, PublisherStatus
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Coroutine, Iterable, Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 
     from paho.mqtt.reasoncodes import ReasonCode
 
     from gateway.mqtt._outbox_protocol import OutboxRecord, PublisherOutbox
     from gateway.mqtt.settings import PublisherSettings
 
-__all__ = ["Publisher", "schema_version_of"]
+__all__ = ["CommandHandler", "Publisher", "schema_version_of"]
 
 CONTENT_TYPE: Final = "application/json"
 SCHEMA_VERSION_PROPERTY: Final = "schema_version"
 # Long enough for one retained status PUBACK on a live link, short enough not to delay a stop.
 _GOODBYE_TIMEOUT_S: Final = 2.0
+# Commands received and not yet answered; more are dropped (the sender's rate is out of hand).
+_MAX_QUEUED_COMMANDS: Final = 100
 # Ids sent but never confirmed, kept to count repeats; a bound, in case the outbox drops them.
 _MAX_UNCONFIRMED: Final = 100_000
 
 _log = structlog.get_logger("gateway.mqtt")
+
+CommandHandler: TypeAlias = "Callable[[str, bytes, Properties | None], Awaitable[bytes | None]]"
+"""Answers one remote command: (name, payload, MQTT 5 properties) -> the response, or None."""
+_Command: TypeAlias = tuple[str, bytes, Properties | None]
 
 
 class _ConnectionLostError(Exception):
@@ -201,6 +212,11 @@ class Publisher:
             rng=self._rng,
         )
         self._monitor = Monitor(settings, self._refusals, self._rng)
+        self._command_handler: CommandHandler | None = None
+        self._commands_unavailable_logged = False
+        # Set while the broker has acknowledged the cmd subscription of the current connection.
+        self._commands_ready = asyncio.Event()
+        self._command_queue: asyncio.Queue[_Command] | None = None
 
     @property
     def status(self) -> PublisherStatus:
@@ -283,6 +299,19 @@ class Publisher:
         except _ConnectionLostError:
             return False
 
+    def set_command_handler(self, handler: CommandHandler | None) -> None:
+        """Receive remote commands on ``{prefix}hubs/{hub_id}/cmd/+`` (MQTT 5, from next connect).
+
+        The handler gets the command name (the last topic level), the payload and the request's
+        properties; the bytes it returns go at QoS 1 to the request's Response Topic with its
+        Correlation Data. None: no answer. An exception in the handler is logged, never fatal.
+        """
+        self._command_handler = handler
+
+    async def wait_commands_ready(self) -> None:
+        """Return once the broker has granted the command subscription (bound with a timeout)."""
+        await self._commands_ready.wait()
+
     # Connection lifecycle.
 
     async def _session(self) -> None:
@@ -358,11 +387,19 @@ class Publisher:
         try:
             await self._announce(client)
             await self._announce_devices(client)
+            await self._subscribe_commands(client)
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 tasks.create_task(self._watch(client), name="mqtt-watch")
                 tasks.create_task(self._watch_pubacks(), name="mqtt-puback-timeout")
                 tasks.create_task(self._drain(client), name="outbox-drain")
+                handler = self._command_handler
+                if handler is not None and self._commands_ready.is_set():
+                    queue: asyncio.Queue[_Command] = asyncio.Queue(_MAX_QUEUED_COMMANDS)
+                    self._command_queue = queue
+                    tasks.create_task(
+                        self._serve_commands(client, queue, handler), name="mqtt-commands"
+                    )
         except BaseExceptionGroup as group:
             lost, other = group.split(_ConnectionLostError)
             if other is not None:
@@ -373,6 +410,8 @@ class Publisher:
             await self._say_goodbye(client)
             raise
         finally:
+            self._commands_ready.clear()
+            self._command_queue = None
             self._tasks = None
             self._client = None
             client.on_puback = None
@@ -454,10 +493,10 @@ class Publisher:
                 )
 
     async def _watch(self, client: BrokerClient) -> NoReturn:
-        # Nothing is subscribed; aiomqtt's message iterator is where it reports a lost connection.
+        # Commands come in here; it is also where aiomqtt reports a lost connection.
         try:
-            async for _ in client.messages:
-                pass
+            async for message in client.messages:
+                self._dispatch_command(message)
         except aiomqtt.MqttError as exc:
             reason = str(exc.__cause__ or exc)
             # paho's reason codes are generic ("Unspecified error"); its log says what happened.
@@ -465,6 +504,104 @@ class Publisher:
                 reason = f"{reason}: {client.transport_errors.last}"
             raise _ConnectionLostError(reason) from exc
         raise _ConnectionLostError("the message stream ended")
+
+    # Remote commands.
+
+    @property
+    def _command_prefix(self) -> str:
+        return f"{self._topics.hub}/cmd/"
+
+    async def _subscribe_commands(self, client: BrokerClient) -> None:
+        if self._command_handler is None:
+            return
+        if self._settings.protocol != "5":
+            if not self._commands_unavailable_logged:
+                self._commands_unavailable_logged = True
+                _log.warning(
+                    "commands_unavailable",
+                    reason="remote commands need MQTT 5 (response topic, correlation data)",
+                    advice='set protocol = "5" in [mqtt] to receive remote commands',
+                )
+            return
+        topic = f"{self._command_prefix}+"
+        try:
+            async with asyncio.timeout(self._settings.puback_timeout_s):
+                granted = await client.subscribe(topic, qos=1)
+        except TimeoutError:
+            raise _ConnectionLostError(
+                f"no SUBACK within {self._settings.puback_timeout_s}s"
+            ) from None
+        except aiomqtt.MqttError as exc:
+            raise _ConnectionLostError(f"subscribe failed: {exc}") from exc
+        refused = [code for code in granted if getattr(code, "is_failure", False)]
+        if refused:
+            _log.warning(
+                "commands_subscribe_refused",
+                topic=topic,
+                reason=str(refused[0]),
+                advice="the broker ACL must let the hub subscribe to hubs/{hub_id}/cmd/#",
+            )
+            return
+        self._commands_ready.set()
+
+    def _dispatch_command(self, message: aiomqtt.Message) -> None:
+        queue = self._command_queue
+        topic = message.topic.value
+        # Only our own cmd topic, one level deep: a wider subscription must not make us act on
+        # another hub's commands.
+        if queue is None or not topic.startswith(self._command_prefix):
+            return
+        name = topic[len(self._command_prefix) :]
+        if not name or "/" in name:
+            return
+        try:
+            queue.put_nowait((name, bytes(message.payload), message.properties))
+        except asyncio.QueueFull:
+            _log.warning(
+                "command_dropped",
+                command=name[:64],
+                reason=f"{_MAX_QUEUED_COMMANDS} commands are already waiting",
+            )
+
+    async def _serve_commands(
+        self, client: BrokerClient, queue: asyncio.Queue[_Command], handler: CommandHandler
+    ) -> NoReturn:
+        # One at a time, in the order they came: answers and audit entries keep that order.
+        while True:
+            name, payload, properties = await queue.get()
+            await self._answer_command(client, handler, name, payload, properties)
+
+    async def _answer_command(
+        self,
+        client: BrokerClient,
+        handler: CommandHandler,
+        name: str,
+        payload: bytes,
+        properties: Properties | None,
+    ) -> None:
+        try:
+            response = await handler(name, payload, properties)
+        except Exception as exc:  # noqa: BLE001 - a failing command must not cut the uplink
+            _log.error("command_handler_failed", command=name[:64], error=type(exc).__name__)
+            return
+        response_topic = getattr(properties, "ResponseTopic", None)
+        if response is None or not response_topic:
+            return
+        answer = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # paho
+        answer.ContentType = CONTENT_TYPE
+        correlation = getattr(properties, "CorrelationData", None)
+        if correlation is not None:
+            answer.CorrelationData = correlation
+        reason = await self._await_puback(
+            client.publish_qos1(response_topic, response, properties=answer)
+        )
+        if reason.is_failure:
+            _log.warning(
+                "command_response_refused",
+                command=name[:64],
+                reason_code=reason.value,
+                reason=str(reason),
+            )
 
     async def _watch_pubacks(self) -> NoReturn:
         # One timer for every reading in flight: the oldest PUBLISH is the first to be late.
