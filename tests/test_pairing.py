@@ -1,0 +1,278 @@
+"""Guided pairing over the simulated radio: what a person sees for each outcome.
+
+The hub side is the real flow (scanner, bleak-retry-connector, bleak's pair, UDS, normalise);
+the devices are the simulated GATT servers. Only the radio is simulated. The passkey agent is
+the one a backend module would expose: here a Bumble delegate that asks the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from bumble.pairing import PairingConfig, PairingDelegate
+
+from gateway.ble.backend import BleBackend
+from gateway.ble.registry import DeviceRegistry
+from gateway.config import DeviceProfile
+from gateway.pairing import (
+    DEVICE_TEXTS,
+    Failure,
+    PairingFlow,
+    PairingOptions,
+    PairingStep,
+    StepKind,
+)
+from simulators.bleak_backend import (
+    AdapterSettings,
+    BumbleClient,
+    BumbleScanner,
+    PasskeyEntryDelegate,
+    use_radio,
+)
+from simulators.devices import (
+    Behaviours,
+    BloodPressureCuff,
+    Pairing,
+    SimulatedDevice,
+    SimulatorConfig,
+    WeightScale,
+)
+from simulators.radio import Radio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+TIMEOUT_S = 60
+ADDRESS = "F0:10:20:30:40:51"
+PATIENT = "patient-0042"
+FAST = AdapterSettings(connect_timeout_s=2.0)
+BACKEND = BleBackend("simulators.bleak_backend", BumbleScanner, BumbleClient)
+
+
+class _AskingDelegate(PasskeyEntryDelegate):
+    """Types in whatever the flow's UI answers, when the device asks."""
+
+    def __init__(self, source: Callable[[], Awaitable[int]]) -> None:
+        super().__init__(0)
+        self._source = source
+
+    async def get_number(self) -> int | None:
+        return await self._source()
+
+
+def passkey_agent(source: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+    return {"bumble": {"pairing_delegate": _AskingDelegate(source)}}
+
+
+class _BondedElsewhere(PairingDelegate):
+    """A device still bonded to another hub: it refuses a new pairing, as such devices do."""
+
+    async def accept(self) -> bool:
+        return False
+
+
+def _flow(tmp_path: Path, **options: Any) -> PairingFlow:
+    options.setdefault("scan_timeout_s", 5.0)
+    options.setdefault("test_reading_timeout_s", 10.0)
+    return PairingFlow(
+        BACKEND,
+        DeviceRegistry.load([], tmp_path),
+        PairingOptions(**options),
+        passkey_agent=passkey_agent,
+    )
+
+
+async def _drive(
+    flow: PairingFlow, device: SimulatedDevice | None = None, *, measure: bool = True, **kw: Any
+) -> list[PairingStep]:
+    steps = []
+    async for step in flow.steps():
+        steps.append(step)
+        if step.kind is StepKind.PASSKEY_REQUEST and device is not None:
+            flow.enter_passkey(kw.get("passkey_offset", 0) + await device.displayed_passkey())
+        if step.kind is StepKind.MEASURE_NOW and device is not None and measure:
+            await device.measure(**kw.get("measure_args", {}))
+    return steps
+
+
+def _kinds(steps: list[PairingStep]) -> list[StepKind]:
+    return [s.kind for s in steps]
+
+
+def _cuff(radio: Radio, pairing: Pairing | None = Pairing.JUST_WORKS) -> BloodPressureCuff:
+    config = SimulatorConfig(seed=3, behaviours=Behaviours(pairing=pairing))
+    return BloodPressureCuff.on_radio(radio, ADDRESS, config)
+
+
+@pytest.mark.asyncio
+async def test_just_works_cuff_pairs_is_provisioned_and_gives_a_test_reading(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        cuff = _cuff(radio)
+        await cuff.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE, patient=PATIENT)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, cuff)
+        assert StepKind.PASSKEY_REQUEST not in _kinds(steps)
+        assert steps[0].text == DEVICE_TEXTS[DeviceProfile.BLOOD_PRESSURE].wake
+        assert _kinds(steps)[-1] is StepKind.DONE, steps[-1]
+        reading = next(s.reading for s in steps if s.kind is StepKind.TEST_READING)
+        assert reading is not None
+        assert reading.assigned
+        assert reading.kind == "blood_pressure"
+        assert "systolic" in reading.summary
+        registry = DeviceRegistry.load([], tmp_path)
+        (device,) = registry.paired_devices()
+        assert device.address == ADDRESS
+        assert device.patient == PATIENT
+        assert device.id == steps[-1].device_id
+
+
+@pytest.mark.asyncio
+async def test_passkey_cuff_pairs_with_the_passkey_it_shows(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        cuff = _cuff(radio, Pairing.PASSKEY)
+        await cuff.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE, test_reading_timeout_s=0)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, cuff)
+        kinds = _kinds(steps)
+        assert kinds.index(StepKind.PASSKEY_REQUEST) < kinds.index(StepKind.PAIRED)
+        assert kinds[-1] is StepKind.DONE
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_passkey_says_so_and_what_to_do(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        cuff = _cuff(radio, Pairing.PASSKEY)
+        await cuff.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, cuff, passkey_offset=1)
+        last = steps[-1]
+        assert last.kind is StepKind.FAILED
+        assert last.failure is Failure.PASSKEY_WRONG
+        assert last.what_to_do is not None
+        assert "six digits" in last.what_to_do
+        assert DeviceRegistry.load([], tmp_path).paired_devices() == ()
+
+
+@pytest.mark.asyncio
+async def test_nothing_advertising_is_not_found(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE, scan_timeout_s=1.0)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow)
+        last = steps[-1]
+        assert last.failure is Failure.NOT_FOUND
+        assert last.what_to_do is not None
+        assert "switched on" in last.what_to_do
+        assert "metre" in last.what_to_do
+
+
+@pytest.mark.asyncio
+async def test_a_scale_when_a_cuff_was_asked_for_is_the_wrong_device_type(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        scale = WeightScale.on_radio(radio, ADDRESS, SimulatorConfig(seed=3))
+        await scale.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE, scan_timeout_s=2.0)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow)
+        last = steps[-1]
+        assert last.failure is Failure.WRONG_DEVICE_TYPE
+        assert "found a scale, not a blood pressure cuff" in last.text
+
+
+@pytest.mark.asyncio
+async def test_a_weak_signal_is_too_far_away(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        radio.rssi.set_rssi(ADDRESS, -95)
+        cuff = _cuff(radio)
+        await cuff.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE, scan_timeout_s=2.0)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow)
+        last = steps[-1]
+        assert last.failure is Failure.TOO_FAR_AWAY
+        assert last.what_to_do is not None
+        assert "metre" in last.what_to_do
+
+
+@pytest.mark.asyncio
+async def test_a_device_that_refuses_to_pair_may_be_paired_elsewhere(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        cuff = _cuff(radio)
+        # The simulated devices have no "bonded to another hub" behaviour; such a device
+        # refuses pairing with Pairing Not Supported, which is what this delegate makes it do.
+        cuff.device.pairing_config_factory = lambda _: PairingConfig(delegate=_BondedElsewhere())
+        await cuff.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.BLOOD_PRESSURE)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, cuff)
+        last = steps[-1]
+        assert last.failure is Failure.ALREADY_PAIRED_ELSEWHERE
+        assert last.what_to_do is not None
+        assert "another hub or a phone" in last.what_to_do
+
+
+@pytest.mark.asyncio
+async def test_a_multi_user_scale_registers_a_user_for_the_patient(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        scale = WeightScale.on_radio(radio, ADDRESS, SimulatorConfig(seed=3))
+        await scale.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.WEIGHT_SCALE, patient=PATIENT)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, scale)
+        assert _kinds(steps)[-1] is StepKind.DONE, steps[-1]
+        registered = next(s for s in steps if s.kind is StepKind.USER_REGISTERED)
+        user_index = registered.user_index
+        assert user_index is not None
+        assert user_index in scale.users.consent_codes
+        reading = next(s.reading for s in steps if s.kind is StepKind.TEST_READING)
+        assert reading is not None
+        assert reading.user_index == user_index
+        assert reading.assigned
+        (device,) = DeviceRegistry.load([], tmp_path).paired_devices()
+        assert device.patients == {user_index: PATIENT}
+
+
+@pytest.mark.asyncio
+async def test_a_reading_from_an_unmapped_user_index_stays_unassigned(tmp_path):
+    async with asyncio.timeout(TIMEOUT_S):
+        radio = Radio(seed=1, rssi_noise_db=0)
+        scale = WeightScale.on_radio(radio, ADDRESS, SimulatorConfig(seed=3))
+        await scale.start()
+        flow = _flow(tmp_path, profile=DeviceProfile.WEIGHT_SCALE, patient=PATIENT, user_index=1)
+        async with use_radio(radio, FAST):
+            steps = await _drive(flow, scale, measure_args={"user_index": 2})
+        assert _kinds(steps)[-1] is StepKind.DONE
+        assert StepKind.USER_REGISTERED in _kinds(steps)
+        reading = next(s.reading for s in steps if s.kind is StepKind.TEST_READING)
+        assert reading is not None
+        assert reading.user_index == 2
+        assert not reading.assigned
+        test_step = next(s for s in steps if s.kind is StepKind.TEST_READING)
+        assert "unassigned" in test_step.text
+
+
+def test_every_profile_has_plain_language_texts():
+    assert set(DEVICE_TEXTS) == set(DeviceProfile)
+    for texts in DEVICE_TEXTS.values():
+        assert texts.wake.endswith(".")
+        assert texts.measure.endswith(".")
+
+
+def test_a_passkey_has_six_digits(tmp_path):
+    flow = _flow(tmp_path)
+    with pytest.raises(ValueError, match="six digits"):
+        flow.enter_passkey(1_000_000)
