@@ -214,7 +214,9 @@ def test_a_good_bundle_is_installed_and_loads(
     assert config.mqtt.client_key == previous / "certs" / "client.key"
     assert config.mqtt.read_password() == "s3cret pass"
     assert config.device("cuff-kitchen") is not None
-    assert config.device("scale-bathroom").patients == {1: "pt-b8e41d07", 2: "pt-0c11ee52"}  # type: ignore[union-attr]
+    scale = config.device("scale-bathroom")
+    assert scale is not None
+    assert scale.patients == {1: "pt-b8e41d07", 2: "pt-0c11ee52"}
     assert "s3cret" not in (previous / "config.toml").read_text(encoding="utf-8")
     assert (previous / "certs" / "client.pem").read_bytes() == pki.client_cert.read_bytes()
     # The earlier configuration is the backup, unchanged.
