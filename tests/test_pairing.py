@@ -8,14 +8,24 @@ the one a backend module would expose: here a Bumble delegate that asks the flow
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import socketserver
+import tempfile
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import typer
 from bumble.pairing import PairingConfig, PairingDelegate
+from typer.testing import CliRunner
 
+from gateway import pairing_cli
 from gateway.ble.backend import BleBackend
 from gateway.ble.registry import DeviceRegistry
 from gateway.config import DeviceProfile
+from gateway.control import SOCKET_NAME
 from gateway.pairing import (
     DEVICE_TEXTS,
     Failure,
@@ -24,6 +34,7 @@ from gateway.pairing import (
     PairingStep,
     StepKind,
 )
+from gateway.pairing_cli import pair
 from simulators.bleak_backend import (
     AdapterSettings,
     BumbleClient,
@@ -42,8 +53,9 @@ from simulators.devices import (
 from simulators.radio import Radio
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-    from pathlib import Path
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+    from click.testing import Result
 
 TIMEOUT_S = 60
 ADDRESS = "F0:10:20:30:40:51"
@@ -276,3 +288,155 @@ def test_a_passkey_has_six_digits(tmp_path):
     flow = _flow(tmp_path)
     with pytest.raises(ValueError, match="six digits"):
         flow.enter_passkey(1_000_000)
+
+
+# The command. The flow is a stand-in here (its steps are scripted), because CliRunner runs the
+# command's own event loop, apart from the simulated radio; the flow itself is tested above.
+
+
+CLI_CONFIG = """\
+hub_id = "hub-0042"
+state_dir = "{state_dir}"
+
+[mqtt]
+broker_url = "mqtt://localhost:1883"
+
+[ble]
+backend = "simulators.bleak_backend"
+"""
+
+
+class _ScriptedFlow:
+    """Yields the given steps; records the passkeys the command enters."""
+
+    def __init__(self, steps: list[PairingStep]) -> None:
+        self._steps = steps
+        self.passkeys: list[int] = []
+
+    async def steps(self) -> AsyncIterator[PairingStep]:
+        for step in self._steps:
+            yield step
+
+    def enter_passkey(self, passkey: int) -> None:
+        self.passkeys.append(passkey)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    # A Unix socket path must stay under 108 bytes; pytest's tmp_path can be longer.
+    directory = Path(tempfile.mkdtemp(prefix="vb-pair-", dir="/tmp"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def cli_config(short_dir: Path) -> Path:
+    path = short_dir / "config.toml"
+    path.write_text(CLI_CONFIG.format(state_dir=short_dir / "state"))
+    return path
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(pair)
+    return app
+
+
+def _invoke(
+    monkeypatch: pytest.MonkeyPatch, flow: _ScriptedFlow, *args: str, stdin: str = ""
+) -> Result:
+    monkeypatch.setattr(pairing_cli, "make_flow", lambda *_: flow)
+    return CliRunner().invoke(_cli(), list(args), input=stdin, catch_exceptions=False)
+
+
+def test_the_command_asks_for_the_passkey_and_says_when_it_is_done(monkeypatch, cli_config):
+    flow = _ScriptedFlow(
+        [
+            PairingStep(StepKind.INSTRUCTION, "Press and hold the Bluetooth button.", 0.0),
+            PairingStep(StepKind.PASSKEY_REQUEST, "The cuff shows six digits.", 0.5),
+            PairingStep(StepKind.PAIRED, "The cuff is paired with this hub.", 0.6),
+            PairingStep(StepKind.DONE, "All done.", 1.0),
+        ]
+    )
+    result = _invoke(monkeypatch, flow, "--config", str(cli_config), stdin="12345\n012345\n")
+    assert result.exit_code == 0, result.output
+    assert flow.passkeys == [12345]
+    assert "That is not six digits" in result.output
+    assert "Press and hold the Bluetooth button." in result.output
+    assert "[100%] All done." in result.output
+
+
+def test_a_failure_shows_what_to_do_and_exits_1(monkeypatch, cli_config):
+    flow = _ScriptedFlow(
+        [
+            PairingStep(
+                StepKind.FAILED,
+                "The hub did not find your blood pressure cuff.",
+                1.0,
+                failure=Failure.NOT_FOUND,
+                what_to_do="Check that the cuff is switched on.",
+            )
+        ]
+    )
+    result = _invoke(monkeypatch, flow, "--config", str(cli_config), "--profile", "blood_pressure")
+    assert result.exit_code == pairing_cli.EXIT_FAILED
+    assert "did not find your blood pressure cuff" in result.output
+    assert "What to do: Check that the cuff is switched on." in result.output
+
+
+def test_the_options_reach_the_flow(monkeypatch, cli_config):
+    seen: list[PairingOptions] = []
+    flow = _ScriptedFlow([PairingStep(StepKind.DONE, "All done.", 1.0)])
+
+    def make(_settings: object, options: PairingOptions) -> _ScriptedFlow:
+        seen.append(options)
+        return flow
+
+    monkeypatch.setattr(pairing_cli, "make_flow", make)
+    args = ["--config", str(cli_config), "--profile", "weight_scale", "--timeout", "12"]
+    args += ["--patient", PATIENT, "--user-index", "3", "--test-timeout", "0"]
+    result = CliRunner().invoke(_cli(), args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [
+        PairingOptions(
+            profile=DeviceProfile.WEIGHT_SCALE,
+            scan_timeout_s=12.0,
+            patient=PATIENT,
+            user_index=3,
+            test_reading_timeout_s=0.0,
+        )
+    ]
+
+
+def test_the_command_refuses_while_the_hub_service_holds_the_adapter(
+    monkeypatch, cli_config, short_dir
+):
+    state = short_dir / "state"
+    state.mkdir()
+
+    class _Status(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            self.wfile.write(json.dumps({"ok": True, "result": {}}).encode() + b"\n")
+
+    server = socketserver.UnixStreamServer(str(state / SOCKET_NAME), _Status)
+    thread = threading.Thread(target=server.serve_forever, name="fake-daemon", daemon=True)
+    thread.start()
+    try:
+        flow = _ScriptedFlow([PairingStep(StepKind.DONE, "All done.", 1.0)])
+        result = _invoke(monkeypatch, flow, "--config", str(cli_config))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == pairing_cli.EXIT_FAILED
+    assert "systemctl stop vitalbridge" in result.output
+    assert "All done" not in result.output
+
+
+def test_a_wrong_configuration_exits_78(monkeypatch, short_dir):
+    path = short_dir / "bad.toml"
+    path.write_text("hub_id = \n")
+    result = _invoke(monkeypatch, _ScriptedFlow([]), "--config", str(path))
+    assert result.exit_code == pairing_cli.EXIT_CONFIG
