@@ -341,7 +341,9 @@ async def _check_broker(context: _Context) -> list[Check]:
     try:
         await probe_broker(settings)
     except BrokerConnectError as exc:
-        return [Check("broker", Status.FAIL, str(exc), _BROKER_FIXES[exc.failure.value])]
+        # The publisher's message speaks of its own retries; the doctor connects only once.
+        message = str(exc).removesuffix("; retrying with backoff")
+        return [Check("broker", Status.FAIL, message, _BROKER_FIXES[exc.failure.value])]
     except TimeoutError:
         return [
             Check(
@@ -434,7 +436,7 @@ async def _check_outbox(context: _Context) -> list[Check]:
                     "check `journalctl -u vitalbridge` for outbox errors; do not delete the file",
                 )
             ]
-        source = "the outbox file (the daemon is not running)"
+        source = "the outbox file, as the daemon is not running"
     if depth == 0 or oldest is None:
         return [Check("outbox", Status.OK, f"no readings waiting (from {source})")]
     age = context.now - oldest

@@ -548,7 +548,9 @@ async def _probe(settings: PublisherSettings, config_dir: Path, staged: Path) ->
         await probe_broker(probing)
     except BrokerConnectError as exc:
         raise BrokerCheckError(
-            exc.failure, f"the bundle's identity was not accepted: {exc}"
+            exc.failure,
+            f"the bundle's identity was not accepted: "
+            f"{str(exc).removesuffix('; retrying with backoff')}",
         ) from exc
     except TimeoutError as exc:
         raise BrokerCheckError(

@@ -362,6 +362,7 @@ def test_an_unreachable_broker_is_refused(tmp_path: Path, pki: Pki, previous: Pa
     error = _refused(bundle, previous, BrokerCheckError, Part.BROKER)
     assert isinstance(error, BrokerCheckError)
     assert error.failure is ConnectFailure.UNREACHABLE
+    assert "retrying" not in str(error)  # provisioning connects once
 
 
 def test_a_broker_whose_certificate_the_bundle_ca_did_not_sign_is_refused(
