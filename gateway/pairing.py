@@ -132,6 +132,7 @@ class Failure(enum.StrEnum):
     PASSKEY_WRONG = "passkey_wrong"
     PASSKEY_NOT_SUPPORTED = "passkey_not_supported"
     CONNECTION_FAILED = "connection_failed"
+    ADAPTER_UNAVAILABLE = "adapter_unavailable"
     USER_REGISTRATION_FAILED = "user_registration_failed"
     NOT_SAVED = "not_saved"
 
@@ -372,10 +373,22 @@ class PairingFlow:
                 good.set()
 
         scanner = self.backend.scanner(on_advertisement, list(HEALTH_SERVICE_UUIDS))
-        async with scanner:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.scan_timeout_s):
-                    await good.wait()
+        try:
+            async with scanner:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.options.scan_timeout_s):
+                        await good.wait()
+        except BleakError as exc:
+            _log.info("pairing_scan_failed", error=repr(exc))
+            raise _Stop(
+                _failed(
+                    Failure.ADAPTER_UNAVAILABLE,
+                    "The hub could not use its Bluetooth adapter.",
+                    "If the hub service is running, stop it first (`sudo systemctl stop "
+                    "vitalbridge`): two programs cannot use the adapter at once. Otherwise check "
+                    "that Bluetooth is on (`bluetoothctl show`), then try again.",
+                )
+            ) from exc
         candidates = [entry for entry in seen.values() if wanted in {None, entry[0].profile}]
         new = [entry for entry in candidates if self.registry.lookup(entry[0].address) is None]
         strong = [entry for entry in new if self._acceptable(entry[0])]
@@ -612,17 +625,27 @@ class PairingFlow:
         spec = PROFILES[found.profile]
         values: asyncio.Queue[tuple[int, bytes, dt.datetime]] = asyncio.Queue()
         available = {c.uuid.lower() for s in client.services for c in s.characteristics}
-        subscribed = []
-        for short in spec.measurements:
-            uuid = full_uuid(short)
-            if uuid not in available:
-                continue
+        try:
+            async with asyncio.timeout(_UDS_TIMEOUT_S):
+                for short in spec.measurements:
+                    uuid = full_uuid(short)
+                    if uuid not in available:
+                        continue
 
-            def on_value(_: object, data: bytearray, short: int = short) -> None:
-                values.put_nowait((short, bytes(data), dt.datetime.now(dt.UTC)))
+                    def on_value(_: object, data: bytearray, short: int = short) -> None:
+                        values.put_nowait((short, bytes(data), dt.datetime.now(dt.UTC)))
 
-            await client.start_notify(uuid, on_value)
-            subscribed.append(short)
+                    await client.start_notify(uuid, on_value)
+        except (BleakError, TimeoutError) as exc:
+            _log.info("pairing_test_reading_unavailable", error=repr(exc))
+            yield PairingStep(
+                StepKind.INSTRUCTION,
+                f"The {texts.noun} is paired, but the hub could not ask it for a test reading. "
+                "Its readings will come through when you use it.",
+                0.9,
+                found,
+            )
+            return
         yield PairingStep(
             StepKind.MEASURE_NOW, f"Now take a test measurement. {texts.measure}", 0.8, found
         )
