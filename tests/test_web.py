@@ -53,7 +53,6 @@ class StandInHub:
         default_factory=lambda: [
             {
                 "device_id": "cuff-1",
-                "id": "cuff-1",
                 "name": "BP-100",
                 "address": "F0:00:00:00:00:01",
                 "profile": "blood_pressure",

@@ -208,7 +208,14 @@ class OneTimeCodes:
 
 def public_device(device: dict[str, object]) -> dict[str, object]:
     """Return what the page may show of one device (no patient references, no address)."""
-    return {key: device.get(key) for key in DEVICE_FIELDS}
+    shown = {key: device.get(key) for key in DEVICE_FIELDS}
+    shown["id"] = _device_id(device)
+    return shown
+
+
+def _device_id(device: dict[str, object]) -> object:
+    # `Daemon.devices()` documents name the id `device_id` (the device state's own field).
+    return device.get("id", device.get("device_id"))
 
 
 @dataclass(slots=True)
@@ -241,7 +248,7 @@ class RegistryHub:
         found = (
             []
             if before is None
-            else [public_device(d) for d in self.list_devices() if d.get("id") not in before]
+            else [public_device(d) for d in self.list_devices() if _device_id(d) not in before]
         )
         return {
             "open": remaining is not None,

@@ -80,15 +80,28 @@ async function signIn(event) {
   }
 }
 
+let lastRendered = null;
+
 function renderDevices(devices) {
-  const list = $("devices");
-  list.replaceChildren();
-  if (devices.length === 0) {
-    $("devices-status").textContent = "No devices yet. Press Add a device to add one.";
+  // Polling must not rebuild an unchanged list: that would move keyboard focus and close an
+  // open "Remove this device" question.
+  const rendered = JSON.stringify(devices);
+  if (rendered === lastRendered) {
     return;
   }
-  $("devices-status").textContent =
-    devices.length === 1 ? "1 device." : `${devices.length} devices.`;
+  lastRendered = rendered;
+  const list = $("devices");
+  list.replaceChildren();
+  const count = devices.length === 0
+    ? "No devices yet. Press Add a device to add one."
+    : devices.length === 1 ? "1 device." : `${devices.length} devices.`;
+  // Rewritten only on a change, so screen readers do not hear the same count at every poll.
+  if ($("devices-status").textContent !== count) {
+    $("devices-status").textContent = count;
+  }
+  if (devices.length === 0) {
+    return;
+  }
   const template = $("device-template");
   for (const device of devices) {
     const item = template.content.firstElementChild.cloneNode(true);
@@ -112,6 +125,7 @@ function renderDevices(devices) {
     item.querySelector(".confirm-question").textContent =
       `Remove the ${name}? The hub will stop reading it until you add it again.`;
     remove.addEventListener("click", () => {
+      $("devices-message").textContent = "";
       confirmBox.hidden = false;
       remove.hidden = true;
       item.querySelector(".confirm-no").focus();
@@ -143,7 +157,7 @@ async function removeDevice(device, name) {
     return;
   }
   await loadDevices();
-  $("devices-status").textContent =
+  $("devices-message").textContent =
     status === 200 ? `The ${name} has been removed.` : `Could not remove it: ${data.error || status}.`;
   $("list-title").focus();
 }
@@ -153,9 +167,10 @@ function describePairing(state) {
   const added = found.map(deviceName).join(", ");
   if (state.open) {
     const minutes = Math.max(1, Math.ceil((state.remaining_s || 0) / 60));
-    const lead = found.length ? `Added: ${added}. ` : "";
-    return `${lead}Looking for your device. Turn it on and take a measurement now. ` +
-      `The hub keeps looking for about ${minutes} minute(s).`;
+    const ask = found.length
+      ? `Added: ${added}. To add another device, turn it on and take a measurement now.`
+      : "Looking for your device. Turn it on and take a measurement now.";
+    return `${ask} The hub keeps looking for about ${minutes} minute(s).`;
   }
   if (found.length) {
     return `Added: ${added}. It is now in your list of devices.`;
