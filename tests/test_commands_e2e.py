@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiomqtt
@@ -30,7 +31,6 @@ from gateway.outbox import Outbox
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
 HUB = "hub-cmd"
 OTHER_HUB = "hub-other"
@@ -110,7 +110,7 @@ class Backend:
 
     async def call(self, name: str, args: object = None, **kwargs: object) -> dict[str, object]:
         payload = b"" if args is None else json.dumps(args).encode()
-        future = await self.send(name, payload, **kwargs)  # type: ignore[arg-type]
+        future = await self.send(name, payload, **kwargs)
         message = await future
         assert message.properties.ContentType == "application/json"
         document = json.loads(message.payload)
@@ -119,10 +119,26 @@ class Backend:
 
 
 @contextlib.asynccontextmanager
-async def running(mosquitto, tmp_path: Path) -> AsyncIterator[tuple[Backend, Hub, AuditLog]]:
-    broker = mosquitto()
+async def running(
+    mosquitto, tmp_path: Path, *, acl: str | None = None
+) -> AsyncIterator[tuple[Backend, Hub, AuditLog]]:
+    hub_credentials: dict[str, object] = {}
+    backend_credentials: dict[str, object] = {}
+    if acl is None:
+        broker = mosquitto()
+    else:
+        broker = mosquitto(users={HUB: "hub-secret", "support-backend": "desk-secret"}, acl=acl)
+        (tmp_path / "password").write_text("hub-secret\n")
+        hub_credentials = {"username": HUB, "password_file": str(tmp_path / "password")}
+        backend_credentials = {"username": "support-backend", "password": "desk-secret"}
     settings = PublisherSettings.model_validate(
-        {"broker_url": broker.url, "hub_id": HUB, "backoff_base_s": 0.05, "backoff_cap_s": 0.3}
+        {
+            "broker_url": broker.url,
+            "hub_id": HUB,
+            "backoff_base_s": 0.05,
+            "backoff_cap_s": 0.3,
+            **hub_credentials,
+        }
     )
     registry = DeviceRegistry.load((CONFIGURED,), tmp_path)
     hub = Hub(registry)
@@ -153,7 +169,12 @@ async def running(mosquitto, tmp_path: Path) -> AsyncIterator[tuple[Backend, Hub
     try:
         async with asyncio.timeout(60):
             outbox = await Outbox.open(tmp_path / "outbox.db", max_rows=100, max_bytes=1_000_000)
-            client = aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5)
+            client = aiomqtt.Client(
+                broker.host,
+                broker.port,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                **backend_credentials,
+            )
             async with outbox, client, asyncio.TaskGroup() as tasks:
                 await client.subscribe(f"hubs/{HUB}/responses/#", qos=1)
                 await client.subscribe(f"hubs/{OTHER_HUB}/responses/#", qos=1)
@@ -328,3 +349,23 @@ async def test_a_flood_of_commands_is_rate_limited(mosquitto, tmp_path):
     assert sum(1 for a in answers if a["ok"]) == 30
     assert codes == ["rate_limited"] * 5
     assert len(audit.entries()) == 35
+
+
+def documented_acl() -> str:
+    """The ACL file docs/remote-commands.md tells a backend to set."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "remote-commands.md").read_text()
+    section = text.split("## Broker ACLs a backend should set", 1)[1]
+    return section.split("```text\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.asyncio
+async def test_commands_work_under_the_documented_broker_acl(mosquitto, tmp_path):
+    async with running(mosquitto, tmp_path, acl=documented_acl()) as (backend, _hub, audit):
+        assert (await backend.call("status"))["ok"] is True
+        # The ACL gives the hub no right to another hub's tree: this request never reaches it.
+        foreign = await backend.send(
+            "status", b"{}", hub=OTHER_HUB, response_topic=f"hubs/{OTHER_HUB}/responses/x"
+        )
+        assert (await backend.call("devices"))["ok"] is True
+        assert not foreign.done()
+    assert [e["command"] for e in audit.entries()] == ["status", "devices"]
