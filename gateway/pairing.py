@@ -330,9 +330,10 @@ class PairingFlow:
             device = self._record(found)
             user_index = self.options.user_index
             if found.profile in _MULTI_USER and self.options.patient is not None:
+                consent_code: int | None = None
                 if user_index is None:
-                    user_index = await self._register_user(client)
-                device = self._map(device, user_index)
+                    user_index, consent_code = await self._register_user(client)
+                device = self._map(device, user_index, consent_code)
                 yield PairingStep(
                     StepKind.USER_REGISTERED,
                     f"You are user {user_index} on this scale. "
@@ -572,9 +573,13 @@ class PairingFlow:
             )
         return admission.device
 
-    def _map(self, device: DeviceConfig, user_index: int | None) -> DeviceConfig:
+    def _map(
+        self, device: DeviceConfig, user_index: int | None, consent_code: int | None = None
+    ) -> DeviceConfig:
         try:
-            self.registry.set_patient(device.id, user_index, self.options.patient)
+            self.registry.set_patient(
+                device.id, user_index, self.options.patient, consent_code=consent_code
+            )
         except DeviceRegistryError as exc:
             raise _Stop(
                 _failed(
@@ -586,7 +591,7 @@ class PairingFlow:
         mapped = self.registry.lookup(device.address)
         return device if mapped is None else mapped
 
-    async def _register_user(self, client: BleakClient) -> int:
+    async def _register_user(self, client: BleakClient) -> tuple[int, int]:
         answers: asyncio.Queue[UserControlPoint] = asyncio.Queue()
 
         def on_answer(_: object, data: bytearray) -> None:
@@ -614,7 +619,7 @@ class PairingFlow:
         except (BleakError, TimeoutError, ValueError) as exc:
             raise _Stop(_user_failed(repr(exc))) from exc
         _log.info("pairing_user_registered", user_index=user_index)
-        return user_index
+        return user_index, code
 
     # The test reading
 

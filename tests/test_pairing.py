@@ -33,13 +33,14 @@ from gateway.pairing import (
     PairingOptions,
     PairingStep,
     StepKind,
+    passkey_agent_for,
 )
 from gateway.pairing_cli import pair
 from simulators.bleak_backend import (
     AdapterSettings,
     BumbleClient,
     BumbleScanner,
-    PasskeyEntryDelegate,
+    passkey_agent,
     use_radio,
 )
 from simulators.devices import (
@@ -53,7 +54,7 @@ from simulators.devices import (
 from simulators.radio import Radio
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Iterator
 
     from click.testing import Result
 
@@ -62,21 +63,6 @@ ADDRESS = "F0:10:20:30:40:51"
 PATIENT = "patient-0042"
 FAST = AdapterSettings(connect_timeout_s=2.0)
 BACKEND = BleBackend("simulators.bleak_backend", BumbleScanner, BumbleClient)
-
-
-class _AskingDelegate(PasskeyEntryDelegate):
-    """Types in whatever the flow's UI answers, when the device asks."""
-
-    def __init__(self, source: Callable[[], Awaitable[int]]) -> None:
-        super().__init__(0)
-        self._source = source
-
-    async def get_number(self) -> int | None:
-        return await self._source()
-
-
-def passkey_agent(source: Callable[[], Awaitable[int]]) -> dict[str, Any]:
-    return {"bumble": {"pairing_delegate": _AskingDelegate(source)}}
 
 
 class _BondedElsewhere(PairingDelegate):
@@ -93,7 +79,8 @@ def _flow(tmp_path: Path, **options: Any) -> PairingFlow:
         BACKEND,
         DeviceRegistry.load([], tmp_path),
         PairingOptions(**options),
-        passkey_agent=passkey_agent,
+        # The backend module's own agent, as `passkey_agent_for` finds it for the CLI.
+        passkey_agent=passkey_agent_for(BACKEND),
     )
 
 
@@ -256,6 +243,8 @@ async def test_a_multi_user_scale_registers_a_user_for_the_patient(tmp_path):
         assert reading.assigned
         (device,) = DeviceRegistry.load([], tmp_path).paired_devices()
         assert device.patients == {user_index: PATIENT}
+        # The consent code is kept: every later session gives consent with it.
+        assert device.consent_codes == {user_index: scale.users.consent_codes[user_index]}
 
 
 @pytest.mark.asyncio
@@ -440,3 +429,9 @@ def test_a_wrong_configuration_exits_78(monkeypatch, short_dir):
     path.write_text("hub_id = \n")
     result = _invoke(monkeypatch, _ScriptedFlow([]), "--config", str(path))
     assert result.exit_code == pairing_cli.EXIT_CONFIG
+
+
+def test_the_simulated_backend_offers_a_passkey_agent_and_bluez_none():
+    assert passkey_agent_for(BACKEND) is passkey_agent
+    bluez = BleBackend("bleak", None, None)
+    assert passkey_agent_for(bluez) is None

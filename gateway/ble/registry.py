@@ -412,8 +412,20 @@ class DeviceRegistry:
         _log.info("device_forgotten", device_id=device_id)
         return True
 
-    def set_patient(self, device_id: str, user_index: int | None, patient_ref: str | None) -> None:
-        """Map a paired device's user (None: a device without users) to a patient, or unmap it."""
+    def set_patient(
+        self,
+        device_id: str,
+        user_index: int | None,
+        patient_ref: str | None,
+        *,
+        consent_code: int | None = None,
+    ) -> None:
+        """Map a paired device's user (None: a device without users) to a patient, or unmap it.
+
+        `consent_code` is the UDS code the hub registered that user with: kept so that every
+        later session can give consent, without which the scale sends the user's readings as
+        an unknown user's.
+        """
         if device_id in self._configured_ids:
             msg = (
                 f"device {device_id} is in the configuration file: set its patient or patients "
@@ -434,6 +446,8 @@ class DeviceRegistry:
             consent_codes.pop(user_index, None)
         else:
             patients[user_index] = patient_ref
+            if consent_code is not None:
+                consent_codes[user_index] = consent_code
         try:
             updated = DeviceConfig.model_validate(
                 {

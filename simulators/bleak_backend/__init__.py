@@ -31,7 +31,11 @@ from simulators.bleak_backend._errors import (
     AdapterNotConfiguredError,
     BumbleBackendError,
 )
-from simulators.bleak_backend._pairing import PasskeyEntryDelegate
+from simulators.bleak_backend._pairing import (
+    AskingPasskeyDelegate,
+    PasskeyEntryDelegate,
+    passkey_agent,
+)
 from simulators.bleak_backend._scanner import BumbleDeviceDetails, BumbleScanner
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "AdapterInUseError",
     "AdapterNotConfiguredError",
     "AdapterSettings",
+    "AskingPasskeyDelegate",
     "BumbleAdapter",
     "BumbleBackendError",
     "BumbleClient",
@@ -50,6 +55,7 @@ __all__ = [
     "client_backend",
     "configure",
     "get_adapter",
+    "passkey_agent",
     "reset_adapter",
     "scanner_backend",
     "use_hci",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from bumble.pairing import PairingConfig, PairingDelegate
 
-__all__ = ["PasskeyEntryDelegate", "pairing_config"]
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["AskingPasskeyDelegate", "PasskeyEntryDelegate", "pairing_config", "passkey_agent"]
 
 _PASSKEY_MAX: Final = 999_999
 
@@ -24,6 +27,27 @@ class PasskeyEntryDelegate(PairingDelegate):
     async def get_number(self) -> int | None:
         """Answer the passkey request with the configured passkey."""
         return self.passkey
+
+
+class AskingPasskeyDelegate(PasskeyEntryDelegate):
+    """Types in whatever the person pairing answers, at the moment the device asks."""
+
+    def __init__(self, source: Callable[[], Awaitable[int]]) -> None:
+        super().__init__(0)
+        self._source = source
+
+    async def get_number(self) -> int | None:
+        """Ask for the passkey the device shows, and answer with it."""
+        return await self._source()
+
+
+def passkey_agent(source: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+    """Return the BleakClient keyword arguments that make pairing ask `source` for the passkey.
+
+    The gateway's guided pairing (`gateway.pairing.passkey_agent_for`) looks this up on the
+    backend module by name; BlueZ needs an agent on D-Bus instead.
+    """
+    return {"bumble": {"pairing_delegate": AskingPasskeyDelegate(source)}}
 
 
 def pairing_config(delegate: PairingDelegate) -> PairingConfig:
