@@ -18,6 +18,8 @@ import typer
 from gateway.config import DEFAULT_CONFIG_PATH, HubConfig, dump_redacted, load_config
 from gateway.control import SOCKET_NAME, ControlError, call
 from gateway.errors import ConfigError, OutboxError
+from gateway.pairing_cli import pair as pair_command
+from gateway.support_cli import doctor_command, provision_command
 
 if TYPE_CHECKING:
     from gateway.localbroker import BrokerPreference
@@ -41,8 +43,10 @@ config_app = typer.Typer(help="Check the hub's configuration file.", no_args_is_
 pairing_app = typer.Typer(
     help="Let the hub accept new health devices for a few minutes.", no_args_is_help=True
 )
+web_app = typer.Typer(help="The local pairing page for patients.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(pairing_app, name="pairing")
+app.add_typer(web_app, name="web")
 
 ConfigOption = Annotated[
     Path,
@@ -69,12 +73,15 @@ def _load(path: Path) -> HubConfig:
 def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     """Run the hub daemon in the foreground (systemd runs this; Ctrl-C or SIGTERM stops it)."""
     from gateway.daemon import run_daemon  # noqa: PLC0415 - keeps the quick commands light
+    from gateway.loglines import LogBuffer  # noqa: PLC0415 - same reason
     from gateway.logs import configure_logging  # noqa: PLC0415 - same reason
 
     settings = _load(config)
-    configure_logging(settings.logging, hub_id=settings.hub_id)
+    # One buffer of recent redacted log lines, for the remote `logs` support command.
+    ring = LogBuffer()
+    configure_logging(settings.logging, hub_id=settings.hub_id, ring=ring)
     try:
-        asyncio.run(run_daemon(settings))
+        asyncio.run(run_daemon(settings, log_buffer=ring))
     except ConfigError as exc:
         typer.echo(f"Configuration error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from exc
@@ -207,6 +214,19 @@ def config_check(
     )
 
 
+@web_app.command("code")
+def web_code(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+    """Show a one-time code that opens the pairing page (valid once, for a few minutes)."""
+    result = _ask(config, "web_code")
+    if not isinstance(result, dict):
+        raise typer.Exit(EXIT_FAILED)
+    minutes = max(1, round(float(result.get("valid_s", 0)) / 60))
+    typer.echo(
+        f"Pairing page code: {result.get('code')}  (type it on the page; valid once, for "
+        f"{minutes} minutes)"
+    )
+
+
 def _ask(config: Path, command: str, **args: object) -> object:
     settings = _load(config)
     try:
@@ -214,6 +234,11 @@ def _ask(config: Path, command: str, **args: object) -> object:
     except ControlError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_FAILED) from exc
+
+
+app.command("pair")(pair_command)
+app.command("provision")(provision_command)
+app.command("doctor")(doctor_command)
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ from gateway.errors import ConfigError
 from gateway.hubclock import HubClockPolicy
 from gateway.mqtt.settings import PublisherSettings  # noqa: TC001 - pydantic needs it at runtime
 from gateway.outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, OutboxPolicy
+from gateway.web.server import WebSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -238,6 +239,8 @@ class HubConfig(BaseSettings):
     """How often the retained hub status is refreshed."""
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    """The local pairing page (off unless provisioning turns it on)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -18,18 +18,22 @@ from typing import TYPE_CHECKING, Final
 
 import structlog
 
+from gateway.audit import AuditLog
 from gateway.ble.backend import load_backend
 from gateway.ble.manager import SessionManager
 from gateway.ble.registry import DeviceRegistry
 from gateway.ble.scanner import Scanner
 from gateway.ble.session import SessionDeps
+from gateway.commands import CommandService
 from gateway.control import SOCKET_NAME, serve_control
 from gateway.errors import ConfigError
 from gateway.hubclock import HubClockPolicy, kernel_clock_synchronised
+from gateway.loglines import LogBuffer
 from gateway.mqtt import Publisher
 from gateway.outbox import Outbox, OutboxCorruptError
 from gateway.state import DeviceStateStore
 from gateway.systemd import Notifier, watchdog_loop
+from gateway.web import PairingPage, RegistryHub
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,7 +70,14 @@ class _StopRequestedError(Exception):
 class Daemon:
     """The running hub: its parts, its status, and the answers to control requests."""
 
-    def __init__(self, config: HubConfig, outbox: Outbox, *, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        config: HubConfig,
+        outbox: Outbox,
+        *,
+        notifier: Notifier,
+        log_buffer: LogBuffer | None = None,
+    ) -> None:
         self.config = config
         self.outbox = outbox
         self.notifier = notifier
@@ -109,6 +120,21 @@ class Daemon:
         )
         self._device_updates: asyncio.Queue[str] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self.log_buffer = log_buffer or LogBuffer()
+        self.commands = CommandService(
+            self,
+            hub_topic=config.mqtt.topics.hub,
+            audit=AuditLog.in_state_dir(state_dir),
+            log_buffer=self.log_buffer,
+            sync_now=self.sync_now,
+            doctor=self.doctor,
+        )
+        self.publisher.set_command_handler(self.commands.handle)
+        self.web = (
+            PairingPage(config.web, RegistryHub(self.registry, self.devices))
+            if config.web.enabled
+            else None
+        )
 
     def stop(self, reason: str = "requested") -> None:
         """Ask `run` to stop in order (from a signal handler or a test)."""
@@ -141,6 +167,8 @@ class Daemon:
         )
         tasks.create_task(self._supervise(), name="supervisor")
         tasks.create_task(watchdog_loop(self.notifier, self._healthy), name="watchdog")
+        if self.web is not None:
+            tasks.create_task(self._serve_web(self.web), name="web")
         self.notifier.ready(f"serving {len(self.registry.devices())} device(s)")
         _log.info(
             "daemon_started",
@@ -223,9 +251,41 @@ class Daemon:
             case "close_pairing":
                 self.registry.close_pairing_window()
                 return {"pairing_window_s": None}
-        raise ValueError(f"unknown command {command!r}: status, devices, pair, close_pairing")
+            case "web_code":
+                if self.web is None:
+                    raise ValueError(
+                        "the pairing page is off: set [web] enabled = true and restart the hub"
+                    )
+                return {"code": self.web.issue_code(), "valid_s": round(self.config.web.code_ttl_s)}
+        raise ValueError(
+            f"unknown command {command!r}: status, devices, pair, close_pairing, web_code"
+        )
+
+    async def sync_now(self, device_id: str) -> dict[str, object]:
+        """Read a provisioned device as soon as it can be reached (a support request)."""
+        if not any(d.id == device_id for d in self.registry.devices()):
+            raise LookupError(f"no provisioned device has id {device_id!r}")
+        return {"device_id": device_id, "sync": self.sessions.request_sync(device_id)}
+
+    async def doctor(self) -> dict[str, object]:
+        """Run the self-checks (off the event loop: some of them block) and return the report."""
+        from gateway.doctor import run_doctor  # noqa: PLC0415 - only remote support needs it
+
+        report = await asyncio.to_thread(run_doctor, self.config)
+        return report.as_dict()
 
     # Tasks.
+
+    async def _serve_web(self, page: PairingPage) -> None:
+        try:
+            await page.run()
+        except OSError as exc:
+            # A taken port must not stop the readings: the page stays off until fixed.
+            _log.error(
+                "pairing_page_failed",
+                error=str(exc),
+                advice="another program uses the port: change [web] port and restart the hub",
+            )
 
     async def _publish_status(self) -> None:
         while True:
@@ -298,14 +358,19 @@ async def open_outbox(config: HubConfig) -> Outbox:
         )
 
 
-async def run_daemon(config: HubConfig, *, notifier: Notifier | None = None) -> None:
+async def run_daemon(
+    config: HubConfig,
+    *,
+    notifier: Notifier | None = None,
+    log_buffer: LogBuffer | None = None,
+) -> None:
     """Run the hub until SIGTERM/SIGINT (or cancellation); raise ConfigError/OutboxError early."""
     notifier = notifier or Notifier.from_environment()
     loop = asyncio.get_running_loop()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     try:
         async with await open_outbox(config) as outbox:
-            daemon = Daemon(config, outbox, notifier=notifier)
+            daemon = Daemon(config, outbox, notifier=notifier, log_buffer=log_buffer)
             for signum in stop_signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(signum, daemon.stop, signal.Signals(signum).name)

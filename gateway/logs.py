@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from structlog.typing import EventDict, Processor, WrappedLogger
 
     from gateway.config import LoggingSettings
+    from gateway.loglines import LogBuffer
 
 __all__ = ["REDACTED", "bind_device", "configure_logging", "redact_sensitive"]
 
@@ -68,6 +69,7 @@ def configure_logging(
     is_tty: bool | None = None,
     journal: bool | None = None,
     hub_id: str | None = None,
+    ring: LogBuffer | None = None,
 ) -> None:
     """Send structlog and stdlib logging to ``stream`` (stdout) in the configured format.
 
@@ -90,6 +92,8 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # The remote `logs` command reads from here; it redacts as it stores.
+        *([ring.processor] if ring is not None else []),
     ]
     renderer: list[Processor]
     if as_json:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import aiomqtt
 import pytest
 from bumble.hci import Address
 from structlog.contextvars import merge_contextvars
@@ -35,7 +37,8 @@ from simulators.devices import (
     WeightScale,
 )
 from simulators.radio import Radio
-from tests.hub_harness import hub_config, running_hub, subscriber, until
+from tests.hub_harness import HUB, hub_config, running_hub, subscriber, until
+from tests.test_commands_e2e import Backend as SupportDesk
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -613,3 +616,67 @@ async def test_a_device_that_requires_pairing_is_bonded_and_read(mosquitto, tmp_
     assert reading["patient"] == "patient-j"
     # The hub keeps the bond, so the next session needs no pairing.
     assert bonded
+
+
+@pytest.mark.asyncio
+async def test_support_commands_over_mqtt_reach_the_running_daemon(mosquitto, tmp_path: Path):
+    broker = mosquitto()
+    radio = Radio(seed=22)
+    cuff = BloodPressureCuff.on_radio(radio, "F0:00:00:00:EB:01", SimulatorConfig(seed=1))
+    await cuff.start()
+    await cuff.measure()
+    config = hub_config(
+        tmp_path / "state",
+        broker.url,
+        [device("cuff", "F0:00:00:00:EB:01", "blood_pressure", "patient-r")],
+    )
+    responses = f"hubs/{HUB}/responses/desk"
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT_S),
+            subscriber(broker.host, broker.port) as backend,
+            running_hub(radio, config) as daemon,
+            aiomqtt.Client(
+                broker.host,
+                broker.port,
+                identifier="support-desk",
+                protocol=aiomqtt.ProtocolVersion.V5,
+            ) as client,
+        ):
+            await backend.wait_for(lambda b: bool(b.of("cuff")))
+            await daemon.publisher.wait_commands_ready()
+            await client.subscribe(f"hubs/{HUB}/responses/#", qos=1)
+            desk = SupportDesk(client)
+            listening = asyncio.create_task(desk.listen())
+            try:
+                status = await desk.call("status", hub=HUB, response_topic=responses)
+                devices = await desk.call("devices", hub=HUB, response_topic=responses)
+                sync = await desk.call(
+                    "sync_now", {"device_id": "cuff"}, hub=HUB, response_topic=responses
+                )
+                missing = await desk.call(
+                    "sync_now", {"device_id": "no-such"}, hub=HUB, response_topic=responses
+                )
+                doctor = await desk.call("doctor", {}, hub=HUB, response_topic=responses)
+            finally:
+                listening.cancel()
+    finally:
+        await cuff.stop()
+    assert status["ok"]
+    assert status["result"]["hub_id"] == HUB
+    assert [d["device_id"] for d in devices["result"]] == ["cuff"]
+    assert "patient-r" not in json.dumps(devices)
+    assert sync["ok"]
+    assert sync["result"]["device_id"] == "cuff"
+    assert missing["error"]["code"] == "not_found"
+    checks = {c["name"]: c["status"] for c in doctor["result"]["checks"]}
+    # Reached with the hub's identity; a plain mqtt:// broker is only a warning.
+    assert checks["broker"] == "warn"
+    audit = (tmp_path / "state" / "audit.log").read_text().splitlines()
+    assert [json.loads(line)["command"] for line in audit] == [
+        "status",
+        "devices",
+        "sync_now",
+        "sync_now",
+        "doctor",
+    ]

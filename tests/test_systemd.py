@@ -34,6 +34,7 @@ from gateway.config import (
 )
 from gateway.mqtt.settings import PublisherSettings
 from gateway.systemd import Notifier, watchdog_loop
+from gateway.web.server import WebSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "vitalbridge.service"
@@ -455,6 +456,7 @@ def test_example_config_shows_every_setting_of_the_model():
         "ble": BleSettings,
         "outbox": OutboxSettings,
         "logging": LoggingSettings,
+        "web": WebSettings,
         "devices": DeviceConfig,
     }
     # The tables are the model's nested sections, and nothing else.

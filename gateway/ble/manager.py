@@ -160,6 +160,21 @@ class SessionManager:
             self._running += 1
             self._idle.clear()
 
+    def request_sync(self, device_id: str) -> str:
+        """Make a device due now (a support request); return what happens next, in words."""
+        tracked = self._tracked.get(device_id)
+        if tracked is None:
+            return "not seen since the hub started: it is read when it next advertises"
+        if tracked.running:
+            return "being read now"
+        loop_now = asyncio.get_running_loop().time()
+        tracked.next_attempt = 0.0
+        if loop_now - tracked.seen_at <= FRESH_ADVERT_S:
+            self._waiting.add(device_id)
+            self._dispatch(loop_now)
+            return "being read now" if tracked.running else "queued for the next free connection"
+        return "it is read as soon as it advertises (take a measurement or press its button)"
+
     async def run(self) -> None:
         """Hold the sessions' task group until cancelled; cancelled sessions still commit."""
         async with asyncio.TaskGroup() as tasks:
