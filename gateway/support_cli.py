@@ -7,14 +7,17 @@ written; doctor 0 all good, 1 warnings only, 2 at least one failure, 78 no usabl
 from __future__ import annotations
 
 import json
-from pathlib import Path  # noqa: TC003 - typer reads the annotations at runtime
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
 
 from gateway.config import DEFAULT_CONFIG_PATH, load_config
 from gateway.errors import ConfigError
-from gateway.provision import DEFAULT_CONFIG_DIR, Part, ProvisionError, provision
+
+# gateway.provision pulls in `cryptography` (about 8 MB): the daemon, which imports this
+# module with the CLI, must not pay for it, so it is imported when a command runs.
+DEFAULT_CONFIG_DIR: Final = Path("/etc/vitalbridge")
 
 __all__ = ["EXIT_CONFIG", "app", "doctor_command", "provision_command"]
 
@@ -50,6 +53,8 @@ def provision_command(
     ] = True,
 ) -> None:
     """Check a provisioning bundle and install it as this hub's configuration, all or nothing."""
+    from gateway.provision import Part, ProvisionError, provision  # noqa: PLC0415
+
     try:
         result = provision(
             bundle, config_dir=config_dir, dry_run=dry_run, check_broker=broker_check

@@ -265,6 +265,10 @@ class Scanner:
         except (BleakError, OSError, TimeoutError) as exc:
             # Stopping a scan on an adapter that vanished fails; the next start says why.
             _log.debug("scanner_stop_failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a backend's failed stop must not stop the hub
+            # Seen with the simulated controller under load (a command answered out of turn);
+            # the adapter is reset or restarted by the next start anyway.
+            _log.warning("scanner_stop_failed", error=f"{type(exc).__name__}: {exc}")
 
     # The detection callback: called for every advertisement, so O(1) and no I/O but pairing.
 
