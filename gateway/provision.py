@@ -6,7 +6,8 @@ A provisioning bundle is a directory, a ``.tar.gz`` (``.tgz``) or a ``.zip`` hol
     ``hub_id`` and ``broker_url`` (``mqtts://host:port``; ``mqtt://`` only with
     ``insecure = true``, which provisioning warns about), optionally ``username`` and
     ``password`` (the password goes to ``secrets/mqtt-password``, never into config.toml),
-    ``timezone``, ``state_dir``, ``[ble]``/``[outbox]``/``[logging]`` sections as in config.toml,
+    ``timezone``, ``state_dir``, ``[ble]``/``[outbox]``/``[logging]``/``[web]`` sections as in
+    config.toml (``[web] enabled = true`` turns the patients' pairing page on),
     and ``[[devices]]`` blocks in the shape of config.toml's devices (id, address, profile, name,
     patient or patients, consent_codes, pairing).
 ``ca.pem``
@@ -82,7 +83,7 @@ CLIENT_KEY_FILE: Final = "client.key"
 PASSWORD_FILE: Final = "mqtt-password"  # noqa: S105 - a file name, not a password
 SERVICE_USER: Final = "vitalbridge"
 EXPIRY_WARNING_DAYS: Final = 30
-_PASSTHROUGH: Final = ("timezone", "state_dir", "ble", "outbox", "logging", "devices")
+_PASSTHROUGH: Final = ("timezone", "state_dir", "ble", "outbox", "logging", "web", "devices")
 _BUNDLE_KEYS: Final = frozenset(
     {"hub_id", "broker_url", "insecure", "username", "password", *_PASSTHROUGH}
 )

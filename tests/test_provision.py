@@ -48,6 +48,9 @@ password = "s3cret pass"
 timezone = "Europe/London"
 state_dir = "{state_dir}"
 
+[web]
+enabled = true
+
 [[devices]]
 id = "cuff-kitchen"
 address = "C4:7C:8D:6A:12:34"
@@ -214,6 +217,8 @@ def test_a_good_bundle_is_installed_and_loads(
     assert config.mqtt.client_key == previous / "certs" / "client.key"
     assert config.mqtt.read_password() == "s3cret pass"
     assert config.device("cuff-kitchen") is not None
+    # Provisioning is what turns the patients' pairing page on.
+    assert config.web.enabled
     scale = config.device("scale-bathroom")
     assert scale is not None
     assert scale.patients == {1: "pt-b8e41d07", 2: "pt-0c11ee52"}
