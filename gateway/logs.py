@@ -70,6 +70,7 @@ def configure_logging(
     journal: bool | None = None,
     hub_id: str | None = None,
     ring: LogBuffer | None = None,
+    cache: bool = True,
 ) -> None:
     """Send structlog and stdlib logging to ``stream`` (stdout) in the configured format.
 
@@ -135,7 +136,9 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.stdlib.LoggerFactory(),
         context_class=dict,
-        cache_logger_on_first_use=True,
+        # Cached for speed in the daemon; a short command that runs inside another program (a
+        # test) passes cache=False so that the configuration can be undone.
+        cache_logger_on_first_use=cache,
     )
 
 

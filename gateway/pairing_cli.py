@@ -8,14 +8,22 @@ paired, 1 pairing failed (the message says what to do), 78 the configuration is 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final, Protocol
 
 import typer
 
-from gateway.config import DEFAULT_CONFIG_PATH, DeviceProfile, HubConfig, load_config
+from gateway.config import (
+    DEFAULT_CONFIG_PATH,
+    DeviceProfile,
+    HubConfig,
+    LoggingSettings,
+    load_config,
+)
 from gateway.control import SOCKET_NAME, ControlError, call
 from gateway.errors import ConfigError
+from gateway.logs import configure_logging
 from gateway.pairing import PairingFlow, PairingOptions, PairingStep, StepKind, passkey_agent_for
 
 if TYPE_CHECKING:
@@ -108,6 +116,13 @@ def pair(
     if _service_running(settings):
         _say(_SERVICE_RUNNING, fg=typer.colors.RED)
         raise typer.Exit(EXIT_FAILED)
+    # The steps are the output: log lines only when something goes wrong, and on stderr.
+    configure_logging(
+        LoggingSettings(level="warning", format=settings.logging.format),
+        stream=sys.stderr,
+        hub_id=settings.hub_id,
+        cache=False,
+    )
     options = PairingOptions(
         profile=profile,
         scan_timeout_s=timeout,

@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import hashlib
 import ipaddress
+import logging
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -426,3 +428,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         client_key=_write_key(directory / "client.key", client_key),
         other_ca_file=_write_cert(directory / "other-ca.pem", other_ca_cert),
     )
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo a command's logging set-up (structlog and the root logger) after each test.
+
+    CLI tests run commands that configure logging for a terminal; later tests capture log
+    events with structlog's test tools and need the defaults back.
+    """
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.configure(**config)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
