@@ -15,11 +15,9 @@ topics, error codes and the broker ACLs a backend should set.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import enum
 import json
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Protocol
@@ -27,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from gateway._schema_file import schema_cli, schema_file_text
 from gateway.audit import AuditEntry, AuditError
 from gateway.ble.registry import ConfiguredDeviceError, DeviceRegistryError, UnknownDeviceError
 from gateway.config import DeviceProfile  # noqa: TC001 - pydantic needs it at runtime
@@ -468,7 +467,7 @@ def commands_json_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """Return the JSON Schema as the committed file holds it (sorted keys, 2-space indent)."""
-    return json.dumps(commands_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return schema_file_text(commands_json_schema())
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:
@@ -479,25 +478,14 @@ def write_schema(path: Path = SCHEMA_PATH) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: `--write-schema` regenerates the schema file, `--check-schema` compares."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.commands", description=__doc__)
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write-schema", action="store_true", help="write the schema file")
-    action.add_argument(
-        "--check-schema", action="store_true", help="exit 1 if the file differs from the models"
+    return schema_cli(
+        argv,
+        module="gateway.commands",
+        what="the command models",
+        text=schema_text,
+        default_path=SCHEMA_PATH,
+        description=__doc__,
     )
-    parser.add_argument("--path", type=Path, default=SCHEMA_PATH, help="schema file path")
-    args = parser.parse_args(argv)
-    if args.write_schema:
-        sys.stdout.write(f"wrote {write_schema(args.path)}\n")
-        return 0
-    current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-    if current != schema_text():
-        sys.stdout.write(
-            f"{args.path} differs from the command models; run: python -m gateway.commands "
-            "--write-schema\n"
-        )
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

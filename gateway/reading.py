@@ -13,13 +13,11 @@ readings from decoded measurements; `derive_reading_id` gives each its determini
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import enum
 import hashlib
 import json
 import re
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
@@ -41,6 +39,7 @@ from pydantic import (
 from device_profiles.codes import Quantity  # noqa: TC001
 from device_profiles.ieee11073 import SpecialValue  # noqa: TC001
 from device_profiles.units import Unit  # noqa: TC001
+from gateway._schema_file import schema_cli, schema_file_text
 from gateway.timebase import TimeSource
 
 if TYPE_CHECKING:
@@ -318,36 +317,25 @@ def reading_json_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     """Return the JSON Schema as the committed file holds it (sorted keys, 2-space indent)."""
-    return json.dumps(reading_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return schema_file_text(reading_json_schema())
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> Path:
-    """Write the JSON Schema file (the one I/O in this module, for the command line)."""
+    """Write the JSON Schema file."""
     path.write_text(schema_text(), encoding="utf-8")
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: `--write-schema` regenerates the schema file, `--check-schema` compares."""
-    parser = argparse.ArgumentParser(prog="python -m gateway.reading", description=__doc__)
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--write-schema", action="store_true", help="write the schema file")
-    action.add_argument(
-        "--check-schema", action="store_true", help="exit 1 if the file differs from the model"
+    return schema_cli(
+        argv,
+        module="gateway.reading",
+        what="the Reading model",
+        text=schema_text,
+        default_path=SCHEMA_PATH,
+        description=__doc__,
     )
-    parser.add_argument("--path", type=Path, default=SCHEMA_PATH, help="schema file path")
-    args = parser.parse_args(argv)
-    if args.write_schema:
-        sys.stdout.write(f"wrote {write_schema(args.path)}\n")
-        return 0
-    current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-    if current != schema_text():
-        sys.stdout.write(
-            f"{args.path} differs from the Reading model; run: python -m gateway.reading "
-            "--write-schema\n"
-        )
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
