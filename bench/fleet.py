@@ -982,20 +982,22 @@ def print_report(
 IMPORT_BASELINES: Final = {
     "python": (),
     "daemon modules, BlueZ backend": (
-        "gateway.cli",
+        "gateway.entry",
         "gateway.daemon",
         "bleak.backends.bluezdbus.scanner",
         "bleak.backends.bluezdbus.client",
     ),
     "daemon modules, simulated backend": (
-        "gateway.cli",
+        "gateway.entry",
         "gateway.daemon",
         "simulators.bleak_backend",
     ),
 }
-"""What the daemon's RSS starts from: a fresh interpreter's RSS after importing these modules."""
+"""What the daemon's RSS starts from: a fresh interpreter's RSS after importing these modules
+(as `vitalbridge run` imports them: without rich, see gateway/entry.py)."""
 _RSS_PROBE: Final = """
 import importlib, sys
+sys.modules.setdefault("rich", None)
 for name in sys.argv[1:]:
     importlib.import_module(name)
 for line in open("/proc/self/status"):

@@ -17,7 +17,7 @@ import typer
 
 from gateway.config import DEFAULT_CONFIG_PATH, HubConfig, dump_redacted, load_config
 from gateway.control import SOCKET_NAME, ControlError, call
-from gateway.errors import ConfigError, OutboxError
+from gateway.errors import ConfigError
 from gateway.pairing_cli import pair as pair_command
 from gateway.support_cli import doctor_command, provision_command
 
@@ -72,24 +72,11 @@ def _load(path: Path) -> HubConfig:
 @app.command()
 def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     """Run the hub daemon in the foreground (systemd runs this; Ctrl-C or SIGTERM stops it)."""
-    from gateway.daemon import run_daemon  # noqa: PLC0415 - keeps the quick commands light
-    from gateway.loglines import LogBuffer  # noqa: PLC0415 - same reason
-    from gateway.logs import configure_logging  # noqa: PLC0415 - same reason
+    from gateway.entry import run_daemon_command  # noqa: PLC0415 - keeps the quick commands light
 
-    settings = _load(config)
-    # One buffer of recent redacted log lines, for the remote `logs` support command.
-    ring = LogBuffer()
-    configure_logging(settings.logging, hub_id=settings.hub_id, ring=ring)
-    try:
-        asyncio.run(run_daemon(settings, log_buffer=ring))
-    except ConfigError as exc:
-        typer.echo(f"Configuration error: {exc}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from exc
-    except OutboxError as exc:
-        typer.echo(f"Storage error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from exc
-    except KeyboardInterrupt:
-        pass
+    code = run_daemon_command(config)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 TIMEOUT_S = 60
 STOP_WITHIN_S = 10
-VITALBRIDGE = [sys.executable, "-m", "gateway.cli"]
+VITALBRIDGE = [sys.executable, "-m", "gateway.entry"]
 
 
 @pytest.fixture
