@@ -42,7 +42,7 @@ from simulators.scenario import (
     parse_scenario,
 )
 
-BUNDLED = ["elderly_home", "faulty_devices", "multi_user_household", "single_cuff"]
+BUNDLED = ["demo", "elderly_home", "faulty_devices", "multi_user_household", "single_cuff"]
 SUBPROCESS_TIMEOUT_S = 60
 T0 = dt.datetime(2024, 5, 1, 8, 0, 0)  # noqa: DTZ001 - device clocks keep naive local time
 CUFF = "F0:00:00:00:00:01"
