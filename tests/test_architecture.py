@@ -56,3 +56,18 @@ def test_no_module_reads_the_current_time():
         text = path.read_text(encoding="utf-8")
         for call in (".now(", ".utcnow(", ".today(", "time.time("):
             assert call not in text, f"{path.name} calls {call}"
+
+
+def test_the_gateway_never_imports_the_simulators():
+    # The BLE backend is chosen by configuration (a module name), so that production code paths
+    # are the ones tested; an import of `simulators` would make the hub depend on Bumble.
+    gateway = PACKAGE.parent / "gateway"
+    files = sorted(gateway.rglob("*.py"))
+    assert len(files) > 20
+    for path in files:
+        assert "simulators" not in _imports(path), path.relative_to(gateway.parent)
+
+
+def test_the_codecs_import_neither_the_gateway_nor_the_simulators():
+    for path in sorted(PACKAGE.glob("*.py")):
+        assert _imports(path) & {"gateway", "simulators"} == set(), path.name
