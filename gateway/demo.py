@@ -40,7 +40,10 @@ SCENARIO: Final = "demo"
 START_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 20.0
 SETTLE_S: Final = 3.0
-"""After the last expected reading, how long to wait for stragglers before stopping."""
+"""After the daemon stops, how long to wait for its ``offline`` status."""
+STATES_S: Final = 10.0
+"""After the last stored reading, how long to wait for every device's retained state (a
+session publishes it when it hangs up, a few seconds after the device went quiet)."""
 
 
 class DemoError(VitalbridgeError):
@@ -259,16 +262,22 @@ async def _with_daemon(
     ) as backend:
         await backend.subscribe(f"hubs/{HUB_ID}/#", qos=1)
         daemon_log = work / "daemon.log"
-        daemon_argv = [*_command("vitalbridge", "gateway.cli"), "run", "--config", str(config_file)]
+        daemon_argv = [
+            *_command("vitalbridge", "gateway.entry"),
+            "run",
+            "--config",
+            str(config_file),
+        ]
         typer.echo(f"Daemon: vitalbridge run --config {config_file} (log: {daemon_log})\n")
         typer.echo(_header())
         async with _process(daemon_argv, daemon_log) as daemon:
             try:
                 async with asyncio.timeout(duration_s):
                     await _collect(backend, seen, until_backlog=True)
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(SETTLE_S):
-                            await _collect(backend, seen, until_backlog=False)
+                    if len(seen.device_states) < len(DEMO_DEVICES):
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(STATES_S):
+                                await _collect(backend, seen, until_states=True)
             except TimeoutError:
                 typer.echo(f"\nStopped after {duration_s:.0f}s without every stored reading.")
             if daemon.returncode is not None:
@@ -288,6 +297,7 @@ async def _collect(
     *,
     until_backlog: bool = False,
     until_offline: bool = False,
+    until_states: bool = False,
 ) -> None:
     readings = f"hubs/{HUB_ID}/readings/"
     async for message in backend.messages:
@@ -317,6 +327,8 @@ async def _collect(
                 return
         elif topic.startswith(f"hubs/{HUB_ID}/devices/"):
             seen.device_states.add(topic.rsplit("/", 1)[-1])
+            if until_states and len(seen.device_states) >= len(DEMO_DEVICES):
+                return
 
 
 def _summary(seen: _Seen, exit_code: int, daemon_log: Path) -> bool:
