@@ -739,29 +739,53 @@ async def quiet_row(
             ),
             encoding="utf-8",
         )
-        async with child(_daemon_argv(config_file, None), work / "daemon.log") as daemon:
-            spawned_at = time.time()
-            sampler = Sampler({"daemon": daemon.pid, "simulators": sim_pid})
-            sampling = asyncio.create_task(sampler.run(), name="sampler")
-            try:
-                async with asyncio.timeout(START_LIMIT_S):
-                    await seen.online.wait()
-                await asyncio.sleep(settle_s)  # past start-up work (imports, first status)
-                start = sampler.sample()
-                await asyncio.sleep(window_s)  # the measurement window itself
-                end = sampler.sample()
-            finally:
-                sampling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampling
-            row["daemon_exit_code"] = await stop(daemon)
+        spawned_at = time.time()
+        windows = await idle_window(
+            work,
+            config_file,
+            seen,
+            others={"simulators": sim_pid},
+            window_s=window_s,
+            settle_s=settle_s,
+        )
     row.update(
+        windows,
         readings_during=seen.received,
-        daemon=sampler.window("daemon", start, end),
-        simulators=sampler.window("simulators", start, end),
         log=log_summary(read_log(work / "daemon.log"), spawned_at),
     )
     return row
+
+
+async def idle_window(
+    work: Path,
+    config_file: Path,
+    seen: Backend,
+    *,
+    others: dict[str, int],
+    window_s: float,
+    settle_s: float,
+) -> dict[str, Any]:
+    """Sample the daemon (and `others`) over one window once it is online and settled.
+
+    Returns each process's figures over the window and the daemon's exit code after the stop.
+    """
+    async with child(_daemon_argv(config_file, None), work / "daemon.log") as daemon:
+        sampler = Sampler({"daemon": daemon.pid, **others})
+        sampling = asyncio.create_task(sampler.run(), name="sampler")
+        try:
+            async with asyncio.timeout(START_LIMIT_S):
+                await seen.online.wait()
+            await asyncio.sleep(settle_s)  # past start-up work (imports, first status)
+            start = sampler.sample()
+            await asyncio.sleep(window_s)  # the measurement window itself
+            end = sampler.sample()
+        finally:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+        exit_code = await stop(daemon)
+    figures = {name: sampler.window(name, start, end) for name in ("daemon", *others)}
+    return {**figures, "daemon_exit_code": exit_code}
 
 
 async def bluez_quiet_row(
@@ -785,22 +809,11 @@ async def bluez_quiet_row(
             ),
             encoding="utf-8",
         )
-        async with child(_daemon_argv(config_file, None), work / "daemon.log") as daemon:
-            sampler = Sampler({"daemon": daemon.pid})
-            sampling = asyncio.create_task(sampler.run(), name="sampler")
-            try:
-                async with asyncio.timeout(START_LIMIT_S):
-                    await seen.online.wait()
-                await asyncio.sleep(settle_s)  # past start-up work (imports, first status)
-                start = sampler.sample()
-                await asyncio.sleep(window_s)  # the measurement window itself
-                end = sampler.sample()
-            finally:
-                sampling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampling
-            row["daemon_exit_code"] = await stop(daemon)
-    row.update(daemon=sampler.window("daemon", start, end))
+        row.update(
+            await idle_window(
+                work, config_file, seen, others={}, window_s=window_s, settle_s=settle_s
+            )
+        )
     return row
 
 
